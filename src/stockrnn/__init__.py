@@ -1,0 +1,29 @@
+"""stockrnn: LSTM and GRU stock forecasts, judged honestly against naive baselines."""
+
+__version__ = "0.1.0"
+
+from .config import ModelConfig, model_config  # noqa: E402
+from .data import Prices, load_prices  # noqa: E402
+from .errors import ConfigError, DataError, StockrnnError, TrainingError  # noqa: E402
+from .evaluate import Evaluation, evaluate  # noqa: E402
+from .forecaster import Forecaster, NetworkForecaster, Persistence, RidgeForecaster, load, make_forecaster  # noqa: E402
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "Evaluation",
+    "Forecaster",
+    "ModelConfig",
+    "NetworkForecaster",
+    "Persistence",
+    "Prices",
+    "RidgeForecaster",
+    "StockrnnError",
+    "TrainingError",
+    "__version__",
+    "evaluate",
+    "load",
+    "load_prices",
+    "make_forecaster",
+    "model_config",
+]

@@ -1,0 +1,23 @@
+"""The project's own exceptions: each maps to one exit code of the CLI."""
+
+from __future__ import annotations
+
+
+class StockrnnError(Exception):
+    """Base class; the CLI prints the message as one line and exits with `exit_code`."""
+
+    exit_code = 2
+
+
+class DataError(StockrnnError):
+    """Bad input data: the message names the file (and row or column) and the problem."""
+
+
+class ConfigError(StockrnnError):
+    """Bad option value, unknown model or preset, or a request the data cannot serve."""
+
+
+class TrainingError(StockrnnError):
+    """Training failed (for example a non-finite loss); the message names the epoch."""
+
+    exit_code = 3

@@ -1,0 +1,341 @@
+"""The estimator facade: every model, network or baseline, has `fit`, `rolling`, `predict`,
+`save` and `load`, so evaluation and reports treat them alike.
+
+Learned state ends in `_` (scikit-learn's rule); `__init__` only stores settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import Ridge
+
+from . import __version__
+from .config import ModelConfig, model_config
+from .data import Prices, as_prices
+from .errors import ConfigError, DataError
+from .features import Features
+from .files import atomic_dir
+from .models import RecurrentNet
+from .training import EpochCallback, resolve_device, seed_everything, train
+from .windows import WindowDataset, position, train_origins
+
+FORMAT_VERSION = 1
+RIDGE_ALPHAS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+PREDICT_CHUNK = 4096
+
+
+class Forecaster:
+    """Shared behaviour: training-span slicing, the rolling and forecasting paths, saving."""
+
+    name = "forecaster"
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        self.config = config or ModelConfig()
+
+    # -- what a subclass provides -------------------------------------------------------------
+    @property
+    def history(self) -> int:
+        """Rows of history one forecast needs (the origin included)."""
+        return self.config.window
+
+    def _fit(self, frame: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+    def _forecast(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+        """Price forecasts (len(origins), horizon) made from rows up to each origin only."""
+        raise NotImplementedError
+
+    def _state(self) -> dict:
+        return {}
+
+    def _restore(self, state: dict, directory: Path) -> None:
+        pass
+
+    # -- the public API -----------------------------------------------------------------------
+    def fit(
+        self,
+        prices: Prices | pd.DataFrame,
+        train_start: str | pd.Timestamp | None = None,
+        train_end: str | pd.Timestamp | None = None,
+    ) -> Forecaster:
+        """Fit on the rows from `train_start` to `train_end` (inclusive); returns self."""
+        prices = as_prices(prices)
+        prices.column(self.config.target)
+        frame = prices.frame.loc[train_start:train_end]
+        need = self.history + self.config.horizon
+        if len(frame) < need:
+            raise ConfigError(
+                f"{prices.source}: too few rows for training: {len(frame)} rows, one window of "
+                f"{self.history} rows and {self.config.horizon} target row(s) need {need}"
+            )
+        self._fit(frame)
+        self.fitted_ = {
+            "rows": len(frame),
+            "first": frame.index[0].strftime("%Y-%m-%d"),
+            "last": frame.index[-1].strftime("%Y-%m-%d"),
+            "fingerprint": fingerprint(frame),
+        }
+        return self
+
+    def rolling(
+        self,
+        prices: Prices | pd.DataFrame,
+        start: str | pd.Timestamp,
+        end: str | pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """For each trading day d in [start, end], the forecasts made with data up to the day
+        before d. Index: the origin (last day of data used); columns step_1..step_H."""
+        self._check_fitted()
+        prices = as_prices(prices)
+        frame = prices.frame
+        first = position(frame.index, start, "start", prices.source)
+        last = len(frame) - 1 if end is None else int(frame.index.searchsorted(pd.Timestamp(end), "right")) - 1
+        if last < first:
+            raise ConfigError(f"{prices.source}: no trading day between {start} and {end}")
+        origins = np.arange(first, last + 1) - 1
+        if origins[0] < self.history - 1:
+            raise ConfigError(
+                f"{prices.source}: too few rows before {frame.index[first]:%Y-%m-%d} for one window: "
+                f"{first} rows, the {self.name} model needs {self.history}"
+            )
+        values = self._forecast(frame, origins)
+        columns = [f"step_{k}" for k in range(1, values.shape[1] + 1)]
+        return pd.DataFrame(values, index=pd.DatetimeIndex(frame.index[origins], name="origin"), columns=columns)
+
+    def predict(self, prices: Prices | pd.DataFrame, horizon: int = 1) -> pd.DataFrame:
+        """Forecasts for the next `horizon` weekdays after the last row of `prices`.
+
+        Weekdays, not exchange trading days: the tool knows no exchange holidays."""
+        self._check_fitted()
+        if not 1 <= horizon <= self.config.horizon:
+            raise ConfigError(
+                f"horizon {horizon} is not available: the model was trained for 1..{self.config.horizon} steps"
+            )
+        prices = as_prices(prices)
+        frame = prices.frame
+        if len(frame) < self.history:
+            raise ConfigError(f"{prices.source}: {len(frame)} rows, the {self.name} model needs {self.history}")
+        values = self._forecast(frame, np.array([len(frame) - 1]))[0, :horizon]
+        dates = pd.bdate_range(frame.index[-1] + pd.Timedelta(days=1), periods=horizon, name="date")
+        return pd.DataFrame({"forecast": values}, index=dates)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write `model.json` (and `weights.safetensors` for networks) into `directory`, atomically."""
+        self._check_fitted()
+        state = {
+            "format_version": FORMAT_VERSION,
+            "model": self.name,
+            "config": self.config.to_dict(),
+            "fitted": self.fitted_,
+            "versions": versions(),
+            **self._state(),
+        }
+        with atomic_dir(directory) as tmp:
+            self._write_weights(tmp)
+            (tmp / "model.json").write_text(json.dumps(state, indent=2) + "\n")
+        return Path(directory)
+
+    def _write_weights(self, directory: Path) -> None:
+        pass
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "fitted_"):
+            raise ConfigError(f"the {self.name} model is not fitted yet: call fit() first")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
+
+
+class Persistence(Forecaster):
+    """Tomorrow = today: every step is the last known value of the target."""
+
+    name = "persistence"
+
+    @property
+    def history(self) -> int:
+        return 1
+
+    def _fit(self, frame: pd.DataFrame) -> None:
+        pass
+
+    def _forecast(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+        last = frame[self.config.target].to_numpy(dtype=float)[origins]
+        return np.repeat(last[:, None], self.config.horizon, axis=1)
+
+
+class WindowForecaster(Forecaster):
+    """A model of the last `window` rows of features: builds features and windows for subclasses."""
+
+    def _windows(self, frame: pd.DataFrame, origins: np.ndarray, with_targets: bool) -> WindowDataset:
+        targets = self.features_.targets(frame) if with_targets else None
+        return WindowDataset(self.features_.inputs(frame), targets, origins, self.config.window, self.config.horizon)
+
+    def _fit(self, frame: pd.DataFrame) -> None:
+        self.features_ = Features(self.config.target, self.config.features).fit(frame)
+        origins = train_origins(0, len(frame), self.config.window, self.config.horizon)
+        self._fit_windows(self._windows(frame, origins, with_targets=True))
+
+    def _forecast(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
+        data = self._windows(frame, origins, with_targets=False)
+        outputs = np.concatenate(
+            [
+                self._predict_windows(data.batch(torch.arange(i, min(i + PREDICT_CHUNK, len(data))))[0])
+                for i in range(0, len(data), PREDICT_CHUNK)
+            ]
+        )
+        return self.features_.to_price(outputs, frame, origins)
+
+    def _fit_windows(self, data: WindowDataset) -> None:
+        raise NotImplementedError
+
+    def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
+        raise NotImplementedError
+
+    def _state(self) -> dict:
+        return {"features": self.features_.to_dict()}
+
+    def _restore(self, state: dict, directory: Path) -> None:
+        self.features_ = Features.from_dict(state["features"])
+
+
+class RidgeForecaster(WindowForecaster):
+    """Linear regression on the same window as the networks; the penalty is chosen on the last
+    20% of the training windows (a validation tail), then the model is refitted on all of them."""
+
+    name = "ridge"
+
+    def _fit_windows(self, data: WindowDataset) -> None:
+        x, y = data.batch(torch.arange(len(data)))
+        x, y = x.flatten(1).double().numpy(), y.double().numpy()
+        n_val = len(x) // 5
+        best = (np.inf, 1.0)
+        if n_val >= 5:
+            for alpha in RIDGE_ALPHAS:
+                model = Ridge(alpha=alpha).fit(x[:-n_val], y[:-n_val])
+                predicted = model.predict(x[-n_val:]).reshape(n_val, -1)  # (n, horizon) also when horizon is 1
+                best = min(best, (float(np.mean((predicted - y[-n_val:]) ** 2)), alpha))
+        self.alpha_ = best[1]
+        model = Ridge(alpha=self.alpha_).fit(x, y)
+        self.coef_, self.intercept_ = np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_)
+
+    def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
+        return x.flatten(1).double().numpy() @ self.coef_.T + self.intercept_
+
+    def _state(self) -> dict:
+        ridge = {"alpha": self.alpha_, "coef": self.coef_.tolist(), "intercept": self.intercept_.tolist()}
+        return {**super()._state(), "ridge": ridge}
+
+    def _restore(self, state: dict, directory: Path) -> None:
+        super()._restore(state, directory)
+        self.alpha_ = float(state["ridge"]["alpha"])
+        self.coef_ = np.asarray(state["ridge"]["coef"], dtype=float)
+        self.intercept_ = np.asarray(state["ridge"]["intercept"], dtype=float)
+
+
+class NetworkForecaster(WindowForecaster):
+    """An LSTM or GRU network (`cell`), trained on shuffled windows with the configured optimiser."""
+
+    def __init__(self, cell: str = "lstm", config: ModelConfig | None = None, on_epoch: EpochCallback | None = None):
+        super().__init__(config)
+        self.cell = cell
+        self.name = cell
+        self.on_epoch = on_epoch
+
+    def _build(self) -> RecurrentNet:
+        c = self.config
+        return RecurrentNet(self.cell, self.features_.n_inputs, c.units, c.layers, c.dropout, c.horizon)
+
+    def _fit_windows(self, data: WindowDataset) -> None:
+        self.device_ = resolve_device(self.config.device)
+        seed_everything(self.config.seed)
+        self.network_ = self._build().to(self.device_)
+        self.losses_ = train(self.network_, data, self.config, self.device_, self.on_epoch, label=self.cell)
+
+    @torch.no_grad()
+    def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
+        self.network_.eval()
+        return self.network_(x.to(self.device_)).double().cpu().numpy()
+
+    def _write_weights(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        weights = {k: v.detach().cpu().contiguous() for k, v in self.network_.state_dict().items()}
+        save_file(weights, str(directory / "weights.safetensors"))
+
+    def _restore(self, state: dict, directory: Path) -> None:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        super()._restore(state, directory)
+        path = directory / "weights.safetensors"
+        try:
+            weights = load_file(str(path))
+        except (OSError, SafetensorError) as exc:
+            raise DataError(f"{path}: not a readable safetensors file ({exc})") from None
+        self.device_ = resolve_device(self.config.device)
+        self.network_ = self._build()
+        try:
+            self.network_.load_state_dict(weights, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[-1].strip()
+            raise DataError(f"{path}: weights do not match the model in model.json ({first})") from None
+        self.network_.to(self.device_).eval()
+
+
+def make_forecaster(name: str, config: ModelConfig | None = None, on_epoch: EpochCallback | None = None) -> Forecaster:
+    """A forecaster by model name: 'lstm', 'gru', 'ridge' or 'persistence'."""
+    config = config or model_config(name)
+    if name in ("lstm", "gru"):
+        return NetworkForecaster(name, config, on_epoch)
+    if name == "ridge":
+        return RidgeForecaster(config)
+    if name == "persistence":
+        return Persistence(config)
+    raise ConfigError(f"unknown model '{name}'")
+
+
+def load(directory: str | Path) -> Forecaster:
+    """Rebuild a saved model from `model.json` and load its weights strictly; never unpickles."""
+    directory = Path(directory)
+    path = directory / "model.json"
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file (not a saved stockrnn model)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a readable model file ({exc})") from None
+    version = state.get("format_version") if isinstance(state, dict) else None
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DataError(
+            f"{path}: format version {version!r} is not supported (this stockrnn reads up to {FORMAT_VERSION})"
+        )
+    try:
+        model = make_forecaster(state["model"], ModelConfig.from_dict(state["config"]))
+        model._restore(state, directory)
+        model.fitted_ = state["fitted"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: incomplete or invalid model file ({exc!r})") from None
+    return model
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A short hash of the training rows, to tell later which data a saved model saw."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def versions() -> dict:
+    return {
+        "stockrnn": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "python": platform.python_version(),
+    }

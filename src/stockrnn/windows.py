@@ -1,0 +1,64 @@
+"""Date splits and the lazy sliding-window dataset: index arithmetic over one array, no copies.
+
+A window is named by its *origin* `o`, the last row it may use: inputs are rows
+`o - window + 1 .. o`, targets the next `horizon` rows `o + 1 .. o + horizon`. A forecast for
+day `d` therefore has origin `d - 1` and can never see day `d` or later.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import ConfigError
+
+
+def position(index: pd.DatetimeIndex, day: str | pd.Timestamp, what: str, source: str) -> int:
+    """Position of the first row on or after `day`; a ConfigError if there is none."""
+    try:
+        stamp = pd.Timestamp(day).normalize()
+    except (ValueError, TypeError):
+        raise ConfigError(f"{what} '{day}' is not a date (use YYYY-MM-DD)") from None
+    pos = int(index.searchsorted(stamp, side="left"))
+    if pos >= len(index) or (what == "test start" and stamp < index[0]):
+        first, last = index[0].strftime("%Y-%m-%d"), index[-1].strftime("%Y-%m-%d")
+        raise ConfigError(f"{source}: {what} {stamp:%Y-%m-%d} is outside the data ({first} .. {last})")
+    return pos
+
+
+def train_origins(first_row: int, end_row: int, window: int, horizon: int) -> np.ndarray:
+    """Origins of every training window whose inputs and targets lie in rows [first_row, end_row)."""
+    return np.arange(first_row + window - 1, end_row - horizon, dtype=np.int64)
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Windows over one (rows, features) tensor; `batch` gathers many windows in one indexing op."""
+
+    def __init__(
+        self, inputs: np.ndarray, targets: np.ndarray | None, origins: np.ndarray, window: int, horizon: int
+    ) -> None:
+        if len(origins) and (origins.min() < window - 1 or origins.max() >= len(inputs)):
+            raise ValueError("window origins out of range")
+        self.inputs = torch.as_tensor(np.ascontiguousarray(inputs, dtype=np.float32))
+        self.targets = None if targets is None else torch.as_tensor(np.asarray(targets, dtype=np.float32))
+        self.origins = torch.as_tensor(origins, dtype=torch.long)
+        self.window, self.horizon = window, horizon
+        # (rows - window + 1, features, window): a strided view, not a copy of every window.
+        self._view = self.inputs.unfold(0, window, 1)
+        self._steps = torch.arange(1, horizon + 1)
+
+    def __len__(self) -> int:
+        return len(self.origins)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x, y = self.batch(torch.tensor([i]))
+        return x[0], None if y is None else y[0]
+
+    def batch(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Windows `items` as (batch, window, features) inputs and (batch, horizon) targets."""
+        origins = self.origins[items]
+        x = self._view[origins - self.window + 1].transpose(1, 2)
+        if self.targets is None:
+            return x, None
+        return x, self.targets[origins[:, None] + self._steps]
