@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from machine import describe
-
 from stockrnn import evaluate, load_prices, make_forecaster, model_config
+
+from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -77,13 +77,11 @@ def render(results: dict) -> str:
         "RMSprop, GRU with SGD lr 0.01 momentum 0.9) next to persistence and ridge. Test RMSE of",
         "next-day High.",
         "",
-        "Command: `.venv/bin/python bench/reference.py --seeds "
-        + ",".join(map(str, results["seeds"]))
-        + "`  ",
+        "Command: `.venv/bin/python bench/reference.py --seeds " + ",".join(map(str, results["seeds"])) + "`  ",
         f"Machine: {results['machine']}; run time {results['seconds'] / 60:.1f} min.",
         "",
     ]
-    for key, d in results["datasets"].items():
+    for d in results["datasets"].values():
         lines += [
             f"## {d['file']}: test from {d['test_start']} ({d['test_days']} days); published: {d['published']}",
             "",

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import IBM, TATA, make_prices, needs_shared
 from stockrnn import DataError, load_prices
 from stockrnn.data import snake_case
+
+from conftest import IBM, TATA, make_prices, needs_shared
 
 
 def write(tmp_path, text: str, name: str = "x.csv"):

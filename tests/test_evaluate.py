@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY, make_prices
 from stockrnn import ConfigError, DataError, evaluate, load, load_prices, make_forecaster, model_config
+
+from conftest import TINY, make_prices
 
 
 def tiny(name: str, **extra):

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TINY, make_prices
 from stockrnn import load_prices, make_forecaster, model_config
+
+from conftest import TINY, make_prices
 
 ROWS, TEST_START = 160, 120
 BASE = make_prices(ROWS, seed=3).astype(float)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from conftest import make_prices
 from stockrnn import load_prices, make_forecaster, model_config
 from stockrnn.features import Features
 from stockrnn.windows import WindowDataset, train_origins
+
+from conftest import make_prices
 
 
 def test_train_origins_boundaries_and_count():
