@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from stockrnn import ConfigError, model_config
-from stockrnn.models import RecurrentNet
+from stockrnn.models import Ensemble, RecurrentNet
 from stockrnn.training import make_optimizer, resolve_device
 
 
@@ -37,10 +37,20 @@ def test_reference_optimisers():
     assert (group["lr"], group["momentum"], group["nesterov"]) == (0.01, 0.9, False)
 
 
-def test_default_is_reference_architecture_with_adam():
-    config = model_config("lstm")
-    assert (config.layers, config.units, config.dropout, config.epochs) == (4, 50, 0.2, 50)
-    assert config.optimizer == "adam" and config.lr == 1e-3
+def test_defaults_differ_from_reference_only_where_chosen():
+    default, reference = model_config("lstm"), model_config("lstm", "reference")
+    assert default.features == "relative" and reference.features == "level"
+    assert default.optimizer == "adam" and default.val_fraction > 0 and default.ensemble >= 1
+    assert reference.val_fraction == 0 and reference.ensemble == 1 and reference.clip == 0
+
+
+def test_ensemble_forecast_is_the_mean_of_its_members():
+    torch.manual_seed(0)
+    members = [RecurrentNet("gru", 3, 8, 1, 0.0) for _ in range(3)]
+    ensemble = Ensemble(members).eval()
+    x = torch.randn(5, 7, 3)
+    expected = torch.stack([m(x) for m in members]).mean(dim=0)
+    torch.testing.assert_close(ensemble(x), expected)
 
 
 def test_explicit_options_override_preset():

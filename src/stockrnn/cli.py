@@ -19,6 +19,7 @@ from .errors import StockrnnError
 from .evaluate import Evaluation, evaluate
 from .forecaster import make_forecaster
 from .outputs import write_evaluation
+from .training import EpochInfo
 
 DEMO = dict(data="sp500", train_start="2010-01-01", test_start="2018-01-01", preset="quick")
 
@@ -147,8 +148,8 @@ def run_evaluation(source, target, test_start, test_end, train_start, model_name
     for name, config in configs.items():
         callback = None
         if name in NETWORKS:
-            task = progress.add_task(name, total=config.epochs, loss="-")
-            callback = _epoch_callback(progress, task)
+            task = progress.add_task(name, total=config.epochs * config.ensemble, loss="-")
+            callback = _epoch_callback(progress, task, config.epochs)
         models.append(make_forecaster(name, config, callback))
     with progress:
         evaluation = evaluate(
@@ -161,9 +162,13 @@ def run_evaluation(source, target, test_start, test_end, train_start, model_name
     return evaluation
 
 
-def _epoch_callback(progress: Progress, task) -> Callable[[int, float], None]:
-    def on_epoch(epoch: int, loss: float) -> None:
-        progress.update(task, completed=epoch, loss=f"{loss:.3g}")
+def _epoch_callback(progress: Progress, task, epochs: int) -> Callable[[EpochInfo], None]:
+    """Advance the model's bar one epoch (to the member's end on early stopping), show the loss."""
+
+    def on_epoch(info: EpochInfo) -> None:
+        done = (info.member + 1) * epochs if info.last else info.member * epochs + info.epoch
+        shown = f"{info.loss:.3g}" + ("" if info.val_loss is None else f"  val {info.val_loss:.3g}")
+        progress.update(task, completed=done, loss=shown)
 
     return on_epoch
 

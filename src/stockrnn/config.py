@@ -17,16 +17,20 @@ class ModelConfig:
     """Everything that defines a model; saved with it, so a loaded model is rebuilt exactly."""
 
     target: str = "high"
-    window: int = 60
+    window: int = 20
     horizon: int = 1
-    features: str = "level"
-    layers: int = 4
-    units: int = 50
-    dropout: float = 0.2
-    epochs: int = 50
-    batch_size: int = 32
+    features: str = "relative"
+    layers: int = 1
+    units: int = 32
+    dropout: float = 0.0
+    epochs: int = 100  # at most: training stops early on the validation tail
+    batch_size: int = 64
     lr: float = 1e-3
     optimizer: str = "adam"
+    val_fraction: float = 0.1  # the last windows of the training span, for early stopping
+    patience: int = 10  # epochs without a better validation loss before training stops
+    ensemble: int = 3  # networks trained with seeds seed, seed + 1, ...; forecasts averaged
+    clip: float = 1.0  # gradient-norm clipping; 0 turns it off
     seed: int = 0
     device: str = "auto"
 
@@ -40,6 +44,10 @@ class ModelConfig:
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
             "lr": self.lr > 0,
+            "val_fraction": 0.0 <= self.val_fraction < 0.5,
+            "patience": self.patience >= 1,
+            "ensemble": self.ensemble >= 1,
+            "clip": self.clip >= 0,
             "optimizer": self.optimizer in OPTIMIZERS,
             "features": self.features in KINDS,
             "device": self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
@@ -62,14 +70,23 @@ PRESETS: dict[str, dict[str, dict]] = {
     # The published Keras recipe: 4 x 50 units, dropout 0.2, batch 32, 50 epochs, target only;
     # LSTM with RMSprop (Keras defaults), GRU with SGD (lr 0.01, momentum 0.9).
     "reference": {
-        "*": dict(window=60, features="level", layers=4, units=50, dropout=0.2, epochs=50, batch_size=32),
+        "*": dict(
+            window=60,
+            features="level",
+            layers=4,
+            units=50,
+            dropout=0.2,
+            epochs=50,
+            batch_size=32,
+            val_fraction=0.0,
+            ensemble=1,
+            clip=0.0,
+        ),
         "lstm": dict(optimizer="rmsprop", lr=1e-3),
         "gru": dict(optimizer="sgd", lr=0.01),
     },
-    # Small and quick: what `stockrnn demo` runs in well under two minutes on two cores.
-    "quick": {
-        "*": dict(window=30, layers=2, units=32, dropout=0.1, epochs=15, batch_size=32, lr=3e-3),
-    },
+    # The defaults with one network instead of an ensemble: what `stockrnn demo` runs.
+    "quick": {"*": dict(ensemble=1, epochs=60)},
 }
 
 

@@ -22,12 +22,12 @@ from .data import Prices, as_prices
 from .errors import ConfigError, DataError
 from .features import Features
 from .files import atomic_dir
-from .models import RecurrentNet
+from .models import Ensemble, RecurrentNet, keras_init_
 from .training import EpochCallback, resolve_device, seed_everything, train
 from .windows import WindowDataset, position, train_origins
 
 FORMAT_VERSION = 1
-RIDGE_ALPHAS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4)
 PREDICT_CHUNK = 4096
 
 
@@ -174,12 +174,12 @@ class WindowForecaster(Forecaster):
     """A model of the last `window` rows of features: builds features and windows for subclasses."""
 
     def _windows(self, frame: pd.DataFrame, origins: np.ndarray, with_targets: bool) -> WindowDataset:
-        targets = self.features_.targets(frame) if with_targets else None
-        return WindowDataset(self.features_.inputs(frame), targets, origins, self.config.window, self.config.horizon)
+        targets = self.features_.targets(frame, origins, self.config.horizon) if with_targets else None
+        return WindowDataset(self.features_.inputs(frame), targets, origins, self.config.window)
 
     def _fit(self, frame: pd.DataFrame) -> None:
-        self.features_ = Features(self.config.target, self.config.features).fit(frame)
         origins = train_origins(0, len(frame), self.config.window, self.config.horizon)
+        self.features_ = Features(self.config.target, self.config.features).fit(frame, origins, self.config.horizon)
         self._fit_windows(self._windows(frame, origins, with_targets=True))
 
     def _forecast(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
@@ -248,15 +248,25 @@ class NetworkForecaster(WindowForecaster):
         self.name = cell
         self.on_epoch = on_epoch
 
-    def _build(self) -> RecurrentNet:
+    def _build(self) -> Ensemble:
         c = self.config
-        return RecurrentNet(self.cell, self.features_.n_inputs, c.units, c.layers, c.dropout, c.horizon)
+        members = [
+            RecurrentNet(self.cell, self.features_.n_inputs, c.units, c.layers, c.dropout, c.horizon)
+            for _ in range(c.ensemble)
+        ]
+        return Ensemble(members)
 
     def _fit_windows(self, data: WindowDataset) -> None:
         self.device_ = resolve_device(self.config.device)
         seed_everything(self.config.seed)
         self.network_ = self._build().to(self.device_)
-        self.losses_ = train(self.network_, data, self.config, self.device_, self.on_epoch, label=self.cell)
+        self.losses_ = []
+        for i, member in enumerate(self.network_.members):
+            seed_everything(self.config.seed + i)
+            keras_init_(member)  # each member's initial weights come from its own seed
+            losses = train(member, data, self.config, self.device_, self.on_epoch, label=self.cell, member=i)
+            self.losses_.append(losses)
+        self.network_.eval()
 
     @torch.no_grad()
     def _predict_windows(self, x: torch.Tensor) -> np.ndarray:

@@ -50,3 +50,15 @@ def keras_init_(net: RecurrentNet) -> None:
             rnn.bias_ih_l0[units : 2 * units] = 1.0
     nn.init.xavier_uniform_(net.head.weight)
     nn.init.zeros_(net.head.bias)
+
+
+class Ensemble(nn.Module):
+    """Several networks of one architecture; the forecast is the mean of theirs."""
+
+    def __init__(self, members: list[RecurrentNet]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (batch, window, n_inputs)
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)  # (batch, horizon)

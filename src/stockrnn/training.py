@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -14,7 +15,7 @@ from .config import ModelConfig
 from .errors import ConfigError, TrainingError
 from .windows import WindowDataset
 
-EpochCallback = Callable[[int, float], None]
+EpochCallback = Callable[["EpochInfo"], None]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -42,6 +43,17 @@ def make_optimizer(params, config: ModelConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=False)
 
 
+@dataclass(frozen=True)
+class EpochInfo:
+    """What the progress display is told after each epoch of each ensemble member."""
+
+    member: int
+    epoch: int
+    loss: float
+    val_loss: float | None
+    last: bool  # the member's training ends after this epoch (all epochs done or early stop)
+
+
 def train(
     net: nn.Module,
     data: WindowDataset,
@@ -49,27 +61,43 @@ def train(
     device: torch.device,
     on_epoch: EpochCallback | None = None,
     label: str = "network",
+    member: int = 0,
 ) -> list[float]:
-    """Train `net` on every window of `data` for `config.epochs` epochs; returns the epoch losses.
+    """Train `net` on the windows of `data`; returns the training loss of each epoch.
 
-    Windows are reshuffled every epoch and the last, partial batch is kept (nothing is dropped).
+    With `config.val_fraction > 0` the last windows in time are held out: the learning rate is
+    halved when their loss stalls, training stops after `config.patience` epochs without
+    improvement, and the weights of the best validation epoch are restored. Windows are
+    reshuffled every epoch and the last, partial batch is kept (nothing is dropped).
     """
-    generator = torch.Generator().manual_seed(config.seed)
+    n_val = int(round(len(data) * config.val_fraction))
+    if config.val_fraction > 0 and (n_val < 1 or len(data) - n_val < 1):
+        raise ConfigError(f"{len(data)} training windows are too few to hold out a validation tail")
+    fit_data, val_data = data.split(n_val) if n_val else (data, None)
+    generator = torch.Generator().manual_seed(config.seed + member)
     optimizer = make_optimizer(net.parameters(), config)
+    scheduler = None
+    if val_data is not None:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=0.5, patience=max(1, config.patience // 3)
+        )
     loss_fn = nn.MSELoss()
-    n = len(data)
+    n = len(fit_data)
     losses: list[float] = []
+    best_loss, best_state, stale = math.inf, None, 0
     for epoch in range(1, config.epochs + 1):
         net.train()
         order = torch.randperm(n, generator=generator)
         total = 0.0
         for start in range(0, n, config.batch_size):
             items = order[start : start + config.batch_size]
-            x, y = data.batch(items)
+            x, y = fit_data.batch(items)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(net(x), y)
             loss.backward()
+            if config.clip > 0:
+                nn.utils.clip_grad_norm_(net.parameters(), config.clip)
             optimizer.step()
             total += loss.item() * len(items)
         epoch_loss = total / n
@@ -79,7 +107,32 @@ def train(
                 f"(check the data for extreme values, or lower --lr from {config.lr:g})"
             )
         losses.append(epoch_loss)
+        val_loss = None
+        if val_data is not None:
+            val_loss = evaluate_loss(net, val_data, device)
+            scheduler.step(val_loss)
+            if val_loss < best_loss:
+                best_loss, stale = val_loss, 0
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            else:
+                stale += 1
+        last = epoch == config.epochs or stale >= config.patience
         if on_epoch is not None:
-            on_epoch(epoch, epoch_loss)
+            on_epoch(EpochInfo(member, epoch, epoch_loss, val_loss, last))
+        if last:
+            break
+    if best_state is not None:
+        net.load_state_dict(best_state)
     net.eval()
     return losses
+
+
+@torch.no_grad()
+def evaluate_loss(net: nn.Module, data: WindowDataset, device: torch.device, chunk: int = 4096) -> float:
+    """Mean squared error of `net` over every window of `data`, in eval mode (no dropout)."""
+    net.eval()
+    total = 0.0
+    for start in range(0, len(data), chunk):
+        x, y = data.batch(torch.arange(start, min(start + chunk, len(data))))
+        total += float(((net(x.to(device)) - y.to(device)) ** 2).mean(dim=1).sum())
+    return total / len(data)

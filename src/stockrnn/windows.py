@@ -33,20 +33,21 @@ def train_origins(first_row: int, end_row: int, window: int, horizon: int) -> np
 
 
 class WindowDataset(torch.utils.data.Dataset):
-    """Windows over one (rows, features) tensor; `batch` gathers many windows in one indexing op."""
+    """Windows over one (rows, features) tensor; `batch` gathers many windows in one indexing op.
 
-    def __init__(
-        self, inputs: np.ndarray, targets: np.ndarray | None, origins: np.ndarray, window: int, horizon: int
-    ) -> None:
+    `targets`, when given, holds one row per window: (len(origins), horizon)."""
+
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray | None, origins: np.ndarray, window: int) -> None:
         if len(origins) and (origins.min() < window - 1 or origins.max() >= len(inputs)):
             raise ValueError("window origins out of range")
+        if targets is not None and len(targets) != len(origins):
+            raise ValueError("one target row per window origin is needed")
         self.inputs = torch.as_tensor(np.ascontiguousarray(inputs, dtype=np.float32))
         self.targets = None if targets is None else torch.as_tensor(np.asarray(targets, dtype=np.float32))
         self.origins = torch.as_tensor(origins, dtype=torch.long)
-        self.window, self.horizon = window, horizon
+        self.window = window
         # (rows - window + 1, features, window): a strided view, not a copy of every window.
         self._view = self.inputs.unfold(0, window, 1)
-        self._steps = torch.arange(1, horizon + 1)
 
     def __len__(self) -> int:
         return len(self.origins)
@@ -57,8 +58,17 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def batch(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Windows `items` as (batch, window, features) inputs and (batch, horizon) targets."""
-        origins = self.origins[items]
-        x = self._view[origins - self.window + 1].transpose(1, 2)
-        if self.targets is None:
-            return x, None
-        return x, self.targets[origins[:, None] + self._steps]
+        x = self._view[self.origins[items] - self.window + 1].transpose(1, 2)
+        return x, None if self.targets is None else self.targets[items]
+
+    def split(self, n_last: int) -> tuple[WindowDataset, WindowDataset]:
+        """(all but the last `n_last` windows, the last `n_last`): a validation tail in time order."""
+        head, tail = self._subset(slice(0, len(self) - n_last)), self._subset(slice(len(self) - n_last, len(self)))
+        return head, tail
+
+    def _subset(self, part: slice) -> WindowDataset:
+        subset = object.__new__(WindowDataset)
+        subset.inputs, subset._view, subset.window = self.inputs, self._view, self.window
+        subset.origins = self.origins[part]
+        subset.targets = None if self.targets is None else self.targets[part]
+        return subset

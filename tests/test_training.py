@@ -1,0 +1,63 @@
+"""The training loop: validation tail, early stopping with the best weights restored, progress."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_prices
+
+from stockrnn import load_prices, make_forecaster, model_config
+from stockrnn.models import RecurrentNet
+from stockrnn.training import EpochInfo, evaluate_loss, train
+from stockrnn.windows import WindowDataset, train_origins
+
+
+def dataset(rows: int = 300, window: int = 5) -> WindowDataset:
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(rows, 2)).astype(np.float32)
+    origins = train_origins(0, rows, window, 1)
+    targets = inputs[origins + 1, :1] * 0.5 + inputs[origins, 1:2]  # learnable
+    return WindowDataset(inputs, targets, origins, window)
+
+
+def test_early_stopping_restores_the_best_weights():
+    data = dataset()
+    config = model_config("lstm", window=5, units=8, epochs=40, patience=3, val_fraction=0.2, lr=0.05)
+    torch.manual_seed(0)
+    net = RecurrentNet("lstm", 2, 8, 1, 0.0)
+    seen: list[EpochInfo] = []
+    train(net, data, config, torch.device("cpu"), seen.append)
+    val_losses = [info.val_loss for info in seen]
+    assert seen[-1].last and all(not info.last for info in seen[:-1])
+    _, tail = data.split(int(round(len(data) * 0.2)))
+    # The weights kept are those of the best validation epoch, not the last one.
+    assert evaluate_loss(net, tail, torch.device("cpu")) == pytest.approx(min(val_losses), rel=1e-5)
+    if len(seen) < 40:  # stopped early: `patience` epochs without improvement
+        best = int(np.argmin(val_losses))
+        assert len(seen) - 1 - best == 3
+
+
+def test_validation_tail_is_the_latest_windows():
+    data = dataset()
+    head, tail = data.split(30)
+    assert len(head) == len(data) - 30 and len(tail) == 30
+    assert head.origins.max() < tail.origins.min()
+    torch.testing.assert_close(tail.batch(torch.tensor([0]))[1], data.batch(torch.tensor([len(data) - 30]))[1])
+
+
+def test_no_validation_trains_every_epoch():
+    data = dataset()
+    config = model_config("gru", "reference", window=5, units=4, layers=1, epochs=3)
+    seen: list[EpochInfo] = []
+    train(RecurrentNet("gru", 2, 4, 1, 0.0), data, config, torch.device("cpu"), seen.append)
+    assert [i.epoch for i in seen] == [1, 2, 3] and all(i.val_loss is None for i in seen)
+
+
+def test_ensemble_members_differ_and_are_all_trained():
+    prices = load_prices(make_prices(200))
+    config = model_config("lstm", window=5, units=4, epochs=3, ensemble=3)
+    model = make_forecaster("lstm", config).fit(prices)
+    assert len(model.network_.members) == 3 and len(model.losses_) == 3
+    first = [m.head.weight.detach() for m in model.network_.members]
+    assert not torch.allclose(first[0], first[1])
