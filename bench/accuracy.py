@@ -22,8 +22,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from machine import describe
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 DJIA = ROOT.parent / "shared" / "data" / "djia"
@@ -127,7 +128,9 @@ def summarise(rows: list[dict], models: tuple[str, ...]) -> dict:
                 "min_skill": min(skills),
                 "median_rmse_ratio": statistics.median(1 - s for s in skills),
                 "wins": sum(s > 0 for s in skills),
-                "significant_wins": sum(s > 0 and p is not None and p < 0.05 for s, p in zip(skills, pvalues)),
+                "significant_wins": sum(
+                    s > 0 and p is not None and p < 0.05 for s, p in zip(skills, pvalues, strict=True)
+                ),
                 "tickers": len(group),
             }
     return summary
@@ -139,7 +142,8 @@ def render(results: dict) -> str:
         "# Accuracy benchmark: next-day forecasts on the 24 DJIA stocks",
         "",
         f"Train through {results['train_end']}, test {results['test_start']} .. {results['test_end'] or 'end'}; "
-        f"project defaults{' with ' + str(results['overrides']) if results['overrides'] else ''}, seed {results['seed']}.",
+        f"project defaults{' with ' + str(results['overrides']) if results['overrides'] else ''}, "
+        f"seed {results['seed']}.",
         "",
         f"Command: `{results['command']}`  ",
         f"Machine: {results['machine']}; run time {results['seconds'] / 60:.1f} min with {results['jobs']} processes.",

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import make_prices
 
 from stockrnn import load_prices, make_forecaster, model_config
 from stockrnn.models import RecurrentNet
 from stockrnn.training import EpochInfo, evaluate_loss, train
 from stockrnn.windows import WindowDataset, train_origins
+
+from conftest import make_prices
 
 
 def dataset(rows: int = 300, window: int = 5) -> WindowDataset:
