@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import interrupt
 from .config import ModelConfig
 from .errors import ConfigError, TrainingError
 from .windows import WindowDataset
@@ -72,6 +73,8 @@ def train(
             loss.backward()
             optimizer.step()
             total += loss.item() * len(items)
+            if interrupt.requested():  # first Ctrl-C: stop after this batch, keep what was learned
+                break
         epoch_loss = total / n
         if not math.isfinite(epoch_loss):
             raise TrainingError(
@@ -81,5 +84,7 @@ def train(
         losses.append(epoch_loss)
         if on_epoch is not None:
             on_epoch(epoch, epoch_loss)
+        if interrupt.requested():
+            break
     net.eval()
     return losses
