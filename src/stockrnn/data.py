@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
-from .sources import BUILTINS, RawTable, list_folder, read_source
+from .sources import BUILTINS, RawTable, list_folder, one_line, read_source, show
 
 __all__ = ["BUILTINS", "Prices", "Repairs", "as_prices", "load_folder", "load_prices", "snake_case"]
 
@@ -183,10 +183,12 @@ def load_prices(source: str | Path | pd.DataFrame, allow_gaps: bool | None = Non
     More than 5% of rows repaired is a DataError unless `allow_gaps`; by default (None) that limit
     holds for files and online data, not for a DataFrame built in code (still repaired, reported).
     """
-    raw = read_source(source)
     if allow_gaps is None:
         allow_gaps = isinstance(source, pd.DataFrame)
-    return _build(raw, allow_gaps)
+    try:
+        return _build(read_source(source), allow_gaps)
+    except DataError as exc:  # whatever a file holds, the message stays on one line
+        raise DataError(one_line(str(exc))) from None
 
 
 def load_folder(folder: str | Path, allow_gaps: bool = False) -> dict[str, Prices]:
@@ -286,7 +288,7 @@ def _parse_dates(column: pd.Series, raw: RawTable) -> pd.DatetimeIndex:
         bad = parsed.isna().to_numpy()
         if bad.any():
             pos = int(np.argmax(bad))
-            raise DataError(f"{raw.label}: {raw.where(pos)}: date '{text.iloc[pos]}' does not parse")
+            raise DataError(f"{raw.label}: {raw.where(pos)}: date {show(text.iloc[pos])} does not parse")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     dates = pd.DatetimeIndex(parsed).normalize()
@@ -294,7 +296,7 @@ def _parse_dates(column: pd.Series, raw: RawTable) -> pd.DatetimeIndex:
     for wrong, what in ((dates > latest, "is after today"), (dates < EARLIEST, "is before 1800")):
         if wrong.any():
             pos = int(np.argmax(wrong))
-            raise DataError(f"{raw.label}: {raw.where(pos)}: date {dates[pos]:%Y-%m-%d} {what}")
+            raise DataError(f"{raw.label}: {raw.where(pos)}: date {show(str(column.iloc[pos]).strip())} {what}")
     return dates.as_unit("ns")
 
 
@@ -353,12 +355,12 @@ def _parse_numbers(column: pd.Series, raw: RawTable, name: str, european: bool) 
         bad = (parsed.isna() & ~is_missing).to_numpy()
         if bad.any():
             pos = int(np.argmax(bad))
-            raise DataError(f"{raw.label}: {raw.where(pos)}, column {name}: '{text.iloc[pos]}' is not a number")
+            raise DataError(f"{raw.label}: {raw.where(pos)}, column {name}: {show(text.iloc[pos])} is not a number")
         values = parsed.to_numpy(dtype=float)
     infinite = np.isinf(values)
     if infinite.any():
         pos = int(np.argmax(infinite))
-        raise DataError(f"{raw.label}: {raw.where(pos)}, column {name}: '{text.iloc[pos]}' is not a finite number")
+        raise DataError(f"{raw.label}: {raw.where(pos)}, column {name}: {show(text.iloc[pos])} is not a finite number")
     return values
 
 

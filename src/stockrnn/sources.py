@@ -48,6 +48,17 @@ class RawTable:
         return f"{self.unit} {int(numbers[position])}"
 
 
+def show(value: object, limit: int = 40) -> str:
+    """A value from a file, quoted for a one-line message: line breaks escaped, long values cut."""
+    text = one_line(str(value))
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def one_line(text: str) -> str:
+    """Escape every character that `str.splitlines` would break a line at."""
+    return re.sub(r"[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]", lambda m: repr(m.group())[1:-1], text)
+
+
 def read_source(source: str | Path | pd.DataFrame) -> RawTable:
     """Dispatch on the kind of source; a folder is an error here (see `list_folder`)."""
     if isinstance(source, pd.DataFrame):
@@ -124,7 +135,7 @@ def read_builtin(name: str) -> RawTable:
 def read_yahoo(symbol: str, label: str) -> RawTable:
     """The full daily history from Yahoo Finance, unadjusted, with Adj Close (needs the extra)."""
     if not re.fullmatch(r"[A-Za-z0-9.^=\-]{1,20}", symbol):
-        raise DataError(f"{label}: '{symbol}' is not a ticker symbol (e.g. yahoo:AAPL)")
+        raise DataError(f"{label}: {show(symbol)} is not a ticker symbol (e.g. yahoo:AAPL)")
     try:
         import yfinance as yf
     except ImportError:
