@@ -289,7 +289,8 @@ class NetworkForecaster(WindowForecaster):
         if set(weights) != set(expected):
             odd = sorted(set(weights) ^ set(expected))
             raise DataError(f"{path}: weights do not match the model in model.json (tensors {', '.join(odd[:3])})")
-        for key, tensor in weights.items():
+        for key in expected:  # in the model's own order, so the first mismatch named is the first layer's
+            tensor = weights[key]
             if tensor.shape != expected[key].shape:
                 raise DataError(
                     f"{path}: weights do not match the model in model.json ({key} has shape "
