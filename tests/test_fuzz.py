@@ -26,8 +26,30 @@ WORKDIR = Path(tempfile.mkdtemp(prefix="stockrnn-fuzz-"))
 cells = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.integers(-(10**20), 10**20).map(str),
-    st.sampled_from(["", "null", "NaN", "-", "N/A", "1,234.5", "1.234,5", "0", "-0.0", "1e308", "1e999", "inf",
-                     "2020-13-45", "2020-01-02", "abc", '"', '""', "10;11", "\t", " 12 "]),  # fmt: skip
+    st.sampled_from(
+        [
+            "",
+            "null",
+            "NaN",
+            "-",
+            "N/A",
+            "1,234.5",
+            "1.234,5",
+            "0",
+            "-0.0",
+            "1e308",
+            "1e999",
+            "inf",
+            "2020-13-45",
+            "2020-01-02",
+            "abc",
+            '"',
+            '""',
+            "10;11",
+            "\t",
+            " 12 ",
+        ]
+    ),  # fmt: skip
     st.text(max_size=8),
 )
 

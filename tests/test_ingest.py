@@ -194,9 +194,7 @@ def test_yahoo_replay(monkeypatch):
     frame = yahoo_history_frame()
     calls = fake_yfinance(monkeypatch, frame)
     prices = load_prices("yahoo:AAPL")
-    assert calls == [
-        {"symbol": "AAPL", "period": "max", "interval": "1d", "auto_adjust": False, "actions": False}
-    ]
+    assert calls == [{"symbol": "AAPL", "period": "max", "interval": "1d", "auto_adjust": False, "actions": False}]
     assert prices.name == "AAPL" and prices.source == "yahoo:AAPL"
     assert list(prices.frame.columns) == ["open", "high", "low", "close", "adj_close", "volume"]
     assert prices.index.tz is None and list(prices.index.date) == list(frame.index.date)
@@ -354,7 +352,10 @@ BAD_INPUTS = {
     "html_page": ("<!DOCTYPE html><html><body>Too many requests</body></html>", "looks like HTML"),
     "negative_volume": (replace_line(5, "2020-01-06,10,11,9,10,-100"), "line 5, column volume: negative volume -100"),
     "all_equal": (HEADER + "".join(f"2020-01-{d:02d},10,10,10,10,100\n" for d in range(1, 29)), "every price is 10"),
-    "after_today": (GOOD + "2999-01-02,10,11,9,10,100\n", f"line {len(GOOD_LINES) + 1}: date '2999-01-02' is after today"),
+    "after_today": (
+        GOOD + "2999-01-02,10,11,9,10,100\n",
+        f"line {len(GOOD_LINES) + 1}: date '2999-01-02' is after today",
+    ),
     "infinite": (replace_line(8, "2020-01-09,10,inf,9,10,100"), "line 8, column high: 'inf' is not a finite number"),
     "huge": (replace_line(8, "2020-01-09,10,1e999,9,10,100"), "line 8, column high: '1e999' is not a finite number"),
     "header_repeated": (GOOD + GOOD_LINES[0] + "\n", f"line {len(GOOD_LINES) + 1} repeats the header"),
