@@ -250,3 +250,15 @@ def test_loaded_weights_are_the_saved_ones(saved):
         assert torch.equal(value.cpu(), loaded.network_.state_dict()[key].cpu()), key
     assert np.isfinite(loaded.predict(model_prices := load_prices(make_prices(30)), 1)["forecast"]).all()
     assert len(model_prices) == 30
+
+
+def test_fit_and_predict_help_explain_every_option(cli):
+    code, out, _ = cli("fit", "--help")
+    assert code == 0
+    for option in ("--data", "--target", "--model", "--train-end", "--window", "--horizon", "--seed", "--save",
+                   "--allow-gaps"):  # fmt: skip
+        assert option in out
+    code, out, _ = cli("predict", "--help")
+    assert code == 0 and "MODEL_DIR" in out and "unpickled" in out
+    for option in ("--data", "--horizon", "--out", "--allow-gaps"):
+        assert option in out

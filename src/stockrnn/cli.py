@@ -292,9 +292,11 @@ def predict_command(model_dir, source, horizon, out, allow_gaps) -> None:
     if out:
         with atomic_file(out) as tmp:
             table.reset_index().to_csv(tmp, index=False, date_format="%Y-%m-%d")
-    print_forecast(Console(), table, f"{model.name} forecast of {model.config.target} from {prices.name}")
+    console = Console()
+    print_data(console, prices)
+    print_forecast(console, table, f"{model.name} forecast of {model.config.target}")
     if out:
-        Console().print(f"Written to [bold]{out}[/]")
+        console.print(f"Written to [bold]{out}[/]")
 
 
 def load_one(source: str, allow_gaps: bool) -> Prices:

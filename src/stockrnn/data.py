@@ -218,7 +218,7 @@ def _build(raw: RawTable, allow_gaps: bool) -> Prices:
         raise DataError(f"{label}: no rows left after removing rows with missing or non-positive prices")
     flat = frame[list(PRICE_COLUMNS)].to_numpy()
     if len(flat) > 1 and np.all(flat == flat[0, 0]):
-        raise DataError(f"{label}: every price is {flat[0, 0]:g} on every row: nothing to forecast")
+        raise DataError(f"{label}: every price is {flat[0, 0]:g}: nothing to forecast (a scaler would divide by zero)")
     steps = np.diff(frame.index.to_numpy()).astype("timedelta64[D]").astype(int)
     repairs.gaps = [(frame.index[i], frame.index[i + 1]) for i in np.flatnonzero(steps > GAP_DAYS)]
     ratio = frame["close"].to_numpy()[1:] / frame["close"].to_numpy()[:-1]

@@ -243,7 +243,7 @@ class RidgeForecaster(WindowForecaster):
         if self.coef_.shape != want or self.intercept_.shape != want[:1]:
             raise DataError(
                 f"{directory / 'model.json'}: ridge coefficients of shape {self.coef_.shape} do not match "
-                f"the config (window x inputs, horizon: {want[::-1]})"
+                f"the config, which needs (horizon, window x inputs) = {want}"
             )
         if not (np.isfinite(self.coef_).all() and np.isfinite(self.intercept_).all()):
             raise DataError(f"{directory / 'model.json'}: ridge coefficients are not finite")
