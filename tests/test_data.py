@@ -64,7 +64,7 @@ def test_yahoo_layout_any_order_with_null(tmp_path):
         "null,null,2020-01-03,null,null,null,null\n"
         "120,10.5,2020-01-06,11,10,12,10.5\n",
     )
-    prices = load_prices(path)
+    prices = load_prices(path, allow_gaps=True)
     assert "adj_close" in prices.frame.columns
     # The missing row is filled forward from the row before and reported, never dropped silently.
     assert prices.frame.loc["2020-01-03", "close"] == 10
@@ -79,7 +79,7 @@ def test_missing_tokens_are_filled_forward(tmp_path, token):
         tmp_path,
         f"Date,Open,High,Low,Close\n2020-01-02,10,11,9,10\n2020-01-03,10,{token},9,10\n2020-01-06,10,12,9,11\n",
     )
-    prices = load_prices(path)
+    prices = load_prices(path, allow_gaps=True)
     assert prices.frame.loc["2020-01-03", "high"] == 11
     assert list(prices.repairs.changed_dates("high")) == [pd.Timestamp("2020-01-03")]
 
@@ -87,7 +87,7 @@ def test_missing_tokens_are_filled_forward(tmp_path, token):
 def test_high_low_widened_after_fill(tmp_path):
     # The filled open (12) lies above the day's high (11): the high is widened to contain it.
     path = write(tmp_path, "Date,Open,High,Low,Close\n2020-01-02,12,12.5,11,12\n2020-01-03,,11,9,10\n")
-    prices = load_prices(path)
+    prices = load_prices(path, allow_gaps=True)
     row = prices.frame.loc["2020-01-03"]
     assert row["open"] == 12 and row["high"] == 12
     assert prices.repairs.widened["high"] == [pd.Timestamp("2020-01-03")]
@@ -99,7 +99,7 @@ def test_nonpositive_rows_dropped_and_named(tmp_path):
         tmp_path,
         "Date,Open,High,Low,Close\n2020-01-02,10,11,9,10\n2020-01-03,10,11,0.0,10\n2020-01-06,10,12,9,11\n",
     )
-    prices = load_prices(path)
+    prices = load_prices(path, allow_gaps=True)
     assert len(prices) == 2
     assert prices.repairs.dropped_nonpositive == [pd.Timestamp("2020-01-03")]
     assert "2020-01-03" in prices.repairs.summary()
@@ -107,7 +107,7 @@ def test_nonpositive_rows_dropped_and_named(tmp_path):
 
 def test_leading_missing_rows_dropped_and_reported(tmp_path):
     path = write(tmp_path, "Date,Open,High,Low,Close\n2020-01-02,,11,9,10\n2020-01-03,10,11,9,10\n")
-    prices = load_prices(path)
+    prices = load_prices(path, allow_gaps=True)
     assert len(prices) == 1
     assert prices.repairs.dropped_leading_missing == [pd.Timestamp("2020-01-02")]
 

@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import click
+import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import __version__
-from .config import NETWORKS, PRESETS, model_config, parse_models
-from .data import load_prices
-from .errors import StockrnnError
+from . import __version__, interrupt
+from .config import MODELS, NETWORKS, PRESETS, model_config, parse_models
+from .data import Prices, load_folder, load_prices
+from .errors import ConfigError, StockrnnError
 from .evaluate import Evaluation, evaluate
-from .forecaster import make_forecaster
+from .files import atomic_dir, atomic_file
+from .forecaster import load, make_forecaster
 from .outputs import write_evaluation
 from .training import EpochInfo
 
+DATA_HELP = "A CSV or Parquet file, a folder of them (one ticker per file), sp500, nasdaq or yahoo:TICKER."
+ONE_SOURCE_HELP = "A CSV or Parquet file, sp500, nasdaq or yahoo:TICKER."
+
 DEMO = dict(data="sp500", train_start="2010-01-01", test_start="2018-01-01", preset="quick")
+
+
+def allow_gaps_option(command: Callable) -> Callable:
+    return click.option(
+        "--allow-gaps",
+        is_flag=True,
+        help="Accept data where more than 5% of rows needed repair (filled, widened or dropped).",
+    )(command)
 
 
 def network_options(command: Callable) -> Callable:
@@ -75,10 +89,8 @@ def cli() -> None:
 
 
 @cli.command("evaluate")
-@click.option(
-    "--data", "source", default="sp500", show_default=True, help="A CSV file, or a built-in dataset: sp500, nasdaq."
-)
-@click.option("--target", default="high", show_default=True, help="Column to forecast (high, close, ...).")
+@click.option("--data", "source", default="sp500", show_default=True, help=DATA_HELP)
+@click.option("--target", default="high", show_default=True, help="Column to forecast (high, close, adj_close, ...).")
 @click.option("--test-start", help="First test day, YYYY-MM-DD.  [default: the last 252 rows]")
 @click.option("--test-end", help="Last test day, YYYY-MM-DD.  [default: the last row]")
 @click.option("--train-start", help="First training day, YYYY-MM-DD.  [default: the first row]")
@@ -90,14 +102,21 @@ def cli() -> None:
     help="Comma-separated: lstm, gru, persistence, ridge. Persistence is always computed.",
 )
 @network_options
-@click.option("--out", type=click.Path(file_okay=False), help="Output folder.  [default: runs/<data>-<target>]")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Output folder; a folder run writes OUT/<ticker>/... and OUT/summary.csv.  [default: runs/<data>-<target>]",
+)
+@allow_gaps_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def evaluate_command(
     source: str, target: str, test_start, test_end, train_start, model_names: str, out, quiet: bool, **options
 ) -> None:
     """Fit on the data before --test-start, forecast every test day from the days before it,
-    score each model against persistence and write metrics.json, predictions.csv, forecast.png."""
-    run_evaluation(source, target, test_start, test_end, train_start, model_names, out, quiet, options)
+    score each model against persistence and write metrics.json, predictions.csv, forecast.png.
+    With a folder as --data, the same for each ticker, plus summary.csv."""
+    allow_gaps = options.pop("allow_gaps")
+    run_evaluation(source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps)
 
 
 @cli.command("demo")
@@ -119,31 +138,83 @@ def demo_command(out: str, quiet: bool) -> None:
     )
 
 
-def run_evaluation(source, target, test_start, test_end, train_start, model_names, out, quiet, options) -> Evaluation:
+def run_evaluation(
+    source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps=False
+) -> Evaluation | dict[str, Evaluation]:
+    """`evaluate` for one source, or for each ticker of a folder (then a dict ticker -> Evaluation)."""
     names = parse_models(model_names)
     preset = options.pop("preset", None)
     configs = {name: model_config(name, preset, target=target, **options) for name in names}
-    console, errors = Console(), Console(stderr=True)
-    prices = load_prices(source)
+    console = Console()
+    spans = dict(test_start=test_start, test_end=test_end, train_start=train_start)
+    settings = {"preset": preset, "data": source}
+    if Path(str(source)).is_dir():
+        return run_folder(console, source, target, spans, configs, out, quiet, settings, allow_gaps)
+    prices = load_prices(source, allow_gaps=allow_gaps)
     prices.column(target)
     out = Path(out) if out else Path("runs") / f"{prices.name}-{target}"
+    print_data(console, prices)
+    evaluation = evaluate_one(prices, configs, spans, settings, quiet)
+    write_evaluation(evaluation, out)
+    print_table(console, evaluation)
+    console.print(f"Outputs in [bold]{out}[/]: metrics.json, predictions.csv, forecast.png")
+    return evaluation
+
+
+def run_folder(console, folder, target, spans, configs, out, quiet, settings, allow_gaps) -> dict[str, Evaluation]:
+    """Each ticker through the single-source path; all outputs appear together or not at all."""
+    panel = load_folder(folder, allow_gaps=allow_gaps)
+    for prices in panel.values():  # every file is checked before any training starts
+        prices.column(target)
+    out = Path(out) if out else Path("runs") / f"{Path(folder).resolve().name}-{target}"
+    evaluations, rows = {}, []
+    with atomic_dir(out) as tmp:
+        for ticker, prices in panel.items():
+            print_data(console, prices)
+            evaluation = evaluate_one(prices, configs, spans, {**settings, "ticker": ticker}, quiet)
+            write_evaluation(evaluation, tmp / safe_name(ticker))
+            print_table(console, evaluation)
+            evaluations[ticker] = evaluation
+            for name in evaluation.models:
+                m = evaluation.metrics["models"][name]
+                rows.append(
+                    {"ticker": ticker, "model": name, **{k: m[k] for k in ("rmse", "mae", "skill", "dm_pvalue")}}
+                )
+        pd.DataFrame(rows).to_csv(tmp / "summary.csv", index=False, float_format="%.6g")
+    console.print(f"Outputs in [bold]{out}[/]: one folder per ticker ({len(panel)}) and summary.csv")
+    return evaluations
+
+
+def safe_name(ticker: str) -> str:
+    """A ticker as a folder name ('BRK/B' -> 'BRK_B')."""
+    return re.sub(r"[^\w.\-^=]", "_", ticker).lstrip(".") or "ticker"
+
+
+def print_data(console: Console, prices: Prices) -> None:
     console.print(
         f"[bold]{prices.name}[/]: {len(prices)} rows, {prices.index[0]:%Y-%m-%d} .. {prices.index[-1]:%Y-%m-%d}; "
         f"repairs: {prices.repairs.summary()}"
     )
 
-    started = time.perf_counter()
-    progress = Progress(
+
+def new_progress(quiet: bool) -> Progress:
+    return Progress(
         TextColumn("{task.description:<6}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("epochs  loss {task.fields[loss]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=errors,
+        console=Console(stderr=True),
         disable=quiet,
         transient=False,
     )
+
+
+def evaluate_one(prices: Prices, configs: dict, spans: dict, settings: dict, quiet: bool) -> Evaluation:
+    """Fit and score fresh models on one ticker; marks the run interrupted after a first Ctrl-C."""
+    started = time.perf_counter()
+    progress = new_progress(quiet)
     models = []
     for name, config in configs.items():
         callback = None
@@ -152,14 +223,107 @@ def run_evaluation(source, target, test_start, test_end, train_start, model_name
             callback = _epoch_callback(progress, task, config.epochs)
         models.append(make_forecaster(name, config, callback))
     with progress:
-        evaluation = evaluate(
-            prices, models, test_start, test_end, train_start, settings={"preset": preset, "data": source}
-        )
+        evaluation = evaluate(prices, models, settings=settings, **spans)
     evaluation.metrics["settings"]["seconds"] = round(time.perf_counter() - started, 1)
-    write_evaluation(evaluation, out)
-    print_table(console, evaluation)
-    console.print(f"Outputs in [bold]{out}[/]: metrics.json, predictions.csv, forecast.png")
+    evaluation.metrics["interrupted"] = interrupt.requested()
     return evaluation
+
+
+@cli.command("fit")
+@click.option("--data", "source", default="sp500", show_default=True, help=ONE_SOURCE_HELP)
+@click.option("--target", default="high", show_default=True, help="Column to forecast (high, close, adj_close, ...).")
+@click.option(
+    "--model", "model_name", type=click.Choice(MODELS), default="lstm", show_default=True, help="Model to fit."
+)
+@click.option("--train-start", help="First training day, YYYY-MM-DD.  [default: the first row]")
+@click.option("--train-end", help="Last training day, YYYY-MM-DD.  [default: the last row]")
+@network_options
+@click.option(
+    "--save",
+    "save_dir",
+    type=click.Path(file_okay=False),
+    help="Folder for model.json and weights.safetensors.  [default: runs/models/<data>-<target>-<model>]",
+)
+@allow_gaps_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def fit_command(source, target, model_name, train_start, train_end, save_dir, allow_gaps, quiet, **options) -> None:
+    """Fit one model on the rows of --data (from --train-start to --train-end), save it to --save
+    and print its forecast for the next weekdays after the last row."""
+    preset = options.pop("preset", None)
+    config = model_config(model_name, preset, target=target, **options)
+    start, end = _day(train_start, "--train-start"), _day(train_end, "--train-end")
+    console = Console()
+    prices = load_one(source, allow_gaps)
+    prices.column(target)
+    save_dir = Path(save_dir) if save_dir else Path("runs") / "models" / f"{prices.name}-{target}-{model_name}"
+    print_data(console, prices)
+    progress = new_progress(quiet)
+    callback = None
+    if model_name in NETWORKS:
+        task = progress.add_task(model_name, total=config.epochs * config.ensemble, loss="-")
+        callback = _epoch_callback(progress, task, config.epochs)
+    model = make_forecaster(model_name, config, callback)
+    with progress:
+        model.fit(prices, train_start=start, train_end=end)
+    model.fitted_["interrupted"] = interrupt.requested()
+    model.save(save_dir)
+    print_forecast(console, model.predict(prices, config.horizon), f"{model_name} forecast of {target}")
+    note = " (training interrupted: saved the weights reached so far)" if interrupt.requested() else ""
+    console.print(f"Saved the {model_name} model in [bold]{save_dir}[/]{note}")
+
+
+@cli.command("predict")
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--data", "source", required=True, help=ONE_SOURCE_HELP)
+@click.option(
+    "--horizon",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Weekdays ahead to forecast (at most the horizon the model was trained for).",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the forecast table to this CSV file.")
+@allow_gaps_option
+def predict_command(model_dir, source, horizon, out, allow_gaps) -> None:
+    """Load the model saved in MODEL_DIR (by `stockrnn fit`) and forecast the next weekdays after
+    the last row of --data. Loading reads JSON and safetensors only: nothing is unpickled."""
+    model = load(model_dir)
+    prices = load_one(source, allow_gaps)
+    prices.column(model.config.target)
+    table = model.predict(prices, horizon)
+    if out:
+        with atomic_file(out) as tmp:
+            table.reset_index().to_csv(tmp, index=False, date_format="%Y-%m-%d")
+    console = Console()
+    print_data(console, prices)
+    print_forecast(console, table, f"{model.name} forecast of {model.config.target}")
+    if out:
+        console.print(f"Written to [bold]{out}[/]")
+
+
+def load_one(source: str, allow_gaps: bool) -> Prices:
+    if Path(str(source)).is_dir():
+        raise ConfigError(f"{source}: is a folder; fit and predict take one price file (evaluate runs folders)")
+    return load_prices(source, allow_gaps=allow_gaps)
+
+
+def _day(value: str | None, option: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value).normalize()
+    except (ValueError, TypeError):
+        raise ConfigError(f"{option} '{value}' is not a date (use YYYY-MM-DD)") from None
+
+
+def print_forecast(console: Console, table: pd.DataFrame, title: str) -> None:
+    out = Table(title=title, title_justify="left")
+    out.add_column("date")
+    for column in table.columns:
+        out.add_column(column, justify="right")
+    for day, row in table.iterrows():
+        out.add_row(f"{day:%Y-%m-%d}", *(f"{v:.6g}" for v in row))
+    console.print(out)
 
 
 def _epoch_callback(progress: Progress, task, epochs: int) -> Callable[[EpochInfo], None]:
@@ -209,10 +373,15 @@ def print_table(console: Console, evaluation: Evaluation) -> None:
     )
 
 
+def _first_ctrl_c() -> None:
+    print("stockrnn: stopping training after the current batch (Ctrl-C again to quit now)", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr and the documented exit code for every failure."""
     try:
-        result = cli.main(args=argv, prog_name="stockrnn", standalone_mode=False)
+        with interrupt.two_stage_ctrl_c(_first_ctrl_c):
+            result = cli.main(args=argv, prog_name="stockrnn", standalone_mode=False)
     except click.exceptions.UsageError as exc:
         print(f"stockrnn: error: {exc.format_message()}", file=sys.stderr)
         return 2

@@ -1,14 +1,15 @@
-"""Price sources and `load_prices`: parse, normalise, validate and repair, reporting every repair.
+"""`load_prices` and `load_folder`: parse, normalise, validate and repair, reporting every repair.
 
-Every source (a CSV file, a built-in dataset, a DataFrame) goes through the same steps, so a
-repair rule or a validation message is written once. Problems in the input raise `DataError`
-with one line that names the file and, where there is one, the line and column.
+Every source (a CSV or Parquet file, a built-in or online dataset, a DataFrame; see `sources.py`)
+goes through the same steps, so a repair rule or a validation message is written once. Problems
+in the input raise `DataError` with one line that names the file and, where there is one, the
+line (row) and column.
 """
 
 from __future__ import annotations
 
-import io
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,16 +17,27 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
+from .sources import BUILTINS, RawTable, list_folder, one_line, read_source, show
+
+__all__ = ["BUILTINS", "Prices", "Repairs", "as_prices", "load_folder", "load_prices", "snake_case"]
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 # Columns that hold prices (must be > 0); other numeric columns (volume, turnover) may be 0.
 PRICE_LIKE = (*PRICE_COLUMNS, "adj_close", "last")
 MISSING_TOKENS = frozenset({"", "null", "nan", "na", "n/a", "-"})
-DATE_NAMES = ("date", "datetime", "timestamp")
-TEXT_COLUMNS = ("name", "ticker", "symbol", "series")
+DATE_NAMES = ("date", "datetime", "timestamp", "time", "trade_date", "day")
+TEXT_COLUMNS = ("name", "ticker", "symbol", "series", "currency", "exchange")
 # Layout-specific names mapped onto the conventions (the NSE layout's quantity is the volume).
-RENAMES = {"total_trade_quantity": "volume"}
-BUILTINS = ("sp500", "nasdaq")
+RENAMES = {"total_trade_quantity": "volume", "adjclose": "adj_close", "adjusted_close": "adj_close"}
+MAX_REPAIRED_SHARE = 0.05  # more repaired rows than this is an error unless gaps are allowed
+GAP_DAYS = 10  # calendar days between two rows that count as a gap worth reporting
+EARLIEST = pd.Timestamp("1800-01-01")
+SPLIT_FACTOR = 1.8  # a close-to-close move beyond this factor looks like an unadjusted split
+# A trailing time-zone designator after a time: '2020-01-02 00:00:00-05:00', '...T00:00Z', '... UTC'.
+TZ_SUFFIX = re.compile(r"^(.*\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?|UTC|GMT)$")
+US_NUMBER = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?$")
+EU_NUMBER = re.compile(r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d*)?$")
+DIGIT_GROUPS = re.compile(r"(?<=\d)[ '\u00a0\u202f](?=\d{3}\b)")
 
 
 def snake_case(name: str) -> str:
@@ -34,12 +46,17 @@ def snake_case(name: str) -> str:
     return re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
 
 
+def _days(values) -> list[str]:
+    return [d.strftime("%Y-%m-%d") for d in values]
+
+
 @dataclass
 class Repairs:
-    """What loading changed or removed, so that nothing is dropped silently.
+    """What loading changed or removed, and what looks wrong, so that nothing passes silently.
 
     `filled` and `widened` map a column to the dates whose value was forward filled or widened
-    (high raised / low lowered to contain open and close); scoring skips those dates.
+    (high raised / low lowered to contain open and close); scoring skips those dates. `gaps`
+    (from, to) and `jumps` (date, close ratio) are findings only: nothing is changed for them.
     """
 
     filled: dict[str, list[pd.Timestamp]] = field(default_factory=dict)
@@ -47,6 +64,9 @@ class Repairs:
     dropped_nonpositive: list[pd.Timestamp] = field(default_factory=list)
     dropped_leading_missing: list[pd.Timestamp] = field(default_factory=list)
     reordered: bool = False
+    gaps: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)
+    jumps: list[tuple[pd.Timestamp, float]] = field(default_factory=list)
+    source_rows: int = 0
 
     def changed_dates(self, column: str) -> pd.DatetimeIndex:
         """Dates whose value in `column` is not the one in the source."""
@@ -61,38 +81,55 @@ class Repairs:
             + len(self.dropped_leading_missing)
         )
 
-    def to_dict(self) -> dict:
-        def days(values: list[pd.Timestamp]) -> list[str]:
-            return [d.strftime("%Y-%m-%d") for d in values]
+    def rows_repaired(self) -> int:
+        """Source rows changed or dropped (a row with several repaired cells counts once)."""
+        changed = {d for dates in (*self.filled.values(), *self.widened.values()) for d in dates}
+        return len(changed) + len(self.dropped_nonpositive) + len(self.dropped_leading_missing)
 
+    def to_dict(self) -> dict:
         return {
-            "filled": {c: days(v) for c, v in self.filled.items()},
-            "widened": {c: days(v) for c, v in self.widened.items()},
-            "dropped_nonpositive": days(self.dropped_nonpositive),
-            "dropped_leading_missing": days(self.dropped_leading_missing),
+            "filled": {c: _days(v) for c, v in self.filled.items()},
+            "widened": {c: _days(v) for c, v in self.widened.items()},
+            "dropped_nonpositive": _days(self.dropped_nonpositive),
+            "dropped_leading_missing": _days(self.dropped_leading_missing),
             "reordered_ascending": self.reordered,
+            "gaps": [
+                {"from": a.strftime("%Y-%m-%d"), "to": b.strftime("%Y-%m-%d"), "days": (b - a).days}
+                for a, b in self.gaps
+            ],
+            "possible_splits": [{"date": d.strftime("%Y-%m-%d"), "close_ratio": round(r, 4)} for d, r in self.jumps],
             "counts": {
                 "filled": sum(len(v) for v in self.filled.values()),
                 "widened": sum(len(v) for v in self.widened.values()),
                 "dropped_nonpositive": len(self.dropped_nonpositive),
                 "dropped_leading_missing": len(self.dropped_leading_missing),
+                "rows_repaired": self.rows_repaired(),
+                "source_rows": self.source_rows,
             },
         }
 
     def summary(self) -> str:
-        """One line for the run summary."""
+        """One line for the run summary: repairs first, then findings."""
         parts = []
-        for column, dates in self.filled.items():
-            parts.append(f"{len(dates)} missing {column} filled forward")
+        if self.filled:
+            counts = ", ".join(f"{column} {len(dates)}" for column, dates in self.filled.items())
+            parts.append(f"missing values filled forward ({counts})")
         for column, dates in self.widened.items():
             parts.append(f"{len(dates)} {column} widened to contain open/close")
         if self.dropped_nonpositive:
-            shown = ", ".join(d.strftime("%Y-%m-%d") for d in self.dropped_nonpositive[:5])
+            shown = ", ".join(_days(self.dropped_nonpositive[:5]))
             parts.append(f"{len(self.dropped_nonpositive)} rows with a non-positive price dropped ({shown})")
         if self.dropped_leading_missing:
             parts.append(f"{len(self.dropped_leading_missing)} leading rows with missing values dropped")
         if self.reordered:
             parts.append("rows sorted oldest first")
+        if self.gaps:
+            a, b = self.gaps[0]
+            more = f", +{len(self.gaps) - 1} more" if len(self.gaps) > 1 else ""
+            parts.append(f"{len(self.gaps)} gap(s) over {GAP_DAYS} days ({a:%Y-%m-%d} .. {b:%Y-%m-%d}{more})")
+        if self.jumps:
+            shown = ", ".join(f"{d:%Y-%m-%d} x{r:.2f}" for d, r in self.jumps[:3])
+            parts.append(f"possible unadjusted split: close jumps {shown}")
         return "; ".join(parts) if parts else "no repairs"
 
 
@@ -117,7 +154,13 @@ class Prices:
         if name not in self.frame.columns:
             have = ", ".join(self.frame.columns)
             raise ConfigError(f"{self.source}: no column for target '{name}' (columns: {have})")
-        return self.frame[name]
+        values = self.frame[name]
+        if len(values) > 1 and values.nunique() == 1:
+            raise DataError(
+                f"{self.source}: column {name} is {values.iloc[0]:g} on every row: nothing to forecast "
+                "(a scaler would divide by zero)"
+            )
+        return values
 
     def slice(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> Prices:
         """Rows with start <= date <= end (either bound may be None), same repairs and source."""
@@ -134,154 +177,197 @@ def as_prices(prices: Prices | pd.DataFrame) -> Prices:
     raise TypeError(f"expected Prices or a DataFrame, got {type(prices).__name__}")
 
 
-def load_prices(source: str | Path | pd.DataFrame) -> Prices:
-    """Load prices from a CSV file, a built-in dataset (`sp500`, `nasdaq`) or a DataFrame."""
-    if isinstance(source, pd.DataFrame):
-        frame = source.reset_index() if _has_date_index(source) else source
-        return _build(frame, label="<DataFrame>", name="data")
-    text = str(source)
-    if text.lower() in BUILTINS:
-        return _load_builtin(text.lower())
-    if text.lower().startswith("yahoo:"):
-        raise DataError(f"{text}: online Yahoo Finance sources are not supported in this version")
-    path = Path(text)
-    if not path.exists():
-        raise DataError(f"{path}: no such file (nor a built-in dataset: {', '.join(BUILTINS)})")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder; give one CSV file")
-    raw = _read_csv_text(path)
-    return _build(raw, label=str(path), name=path.stem)
+def load_prices(source: str | Path | pd.DataFrame, allow_gaps: bool | None = None) -> Prices:
+    """Load prices from a CSV or Parquet file, `sp500`/`nasdaq`, `yahoo:TICKER` or a DataFrame.
 
-
-def _has_date_index(frame: pd.DataFrame) -> bool:
-    return isinstance(frame.index, pd.DatetimeIndex) or snake_case(frame.index.name or "") in DATE_NAMES
-
-
-def _load_builtin(name: str) -> Prices:
+    More than 5% of rows repaired is a DataError unless `allow_gaps`; by default (None) that limit
+    holds for files and online data, not for a DataFrame built in code (still repaired, reported).
+    """
+    if allow_gaps is None:
+        allow_gaps = isinstance(source, pd.DataFrame)
     try:
-        if name == "sp500":
-            from arch.data import sp500 as module
-        else:
-            from arch.data import nasdaq as module
-    except ImportError as exc:  # pragma: no cover - arch is a dependency
-        raise DataError(f"{name}: the built-in data needs the 'arch' package ({exc})") from None
-    frame = module.load()
-    frame.index.name = "Date"
-    prices = _build(frame.reset_index(), label=name, name=name)
-    prices.source = name
-    return prices
+        return _build(read_source(source), allow_gaps)
+    except DataError as exc:  # whatever a file holds, the message stays on one line
+        raise DataError(one_line(str(exc))) from None
 
 
-def _read_csv_text(path: Path) -> pd.DataFrame:
-    """Read a CSV as a table of strings; parsing to numbers happens in one place for all sources."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not data.strip():
-        raise DataError(f"{path}: file is empty")
-    if b"\x00" in data[:4096]:
-        raise DataError(f"{path}: binary file, not CSV text")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    header = text.splitlines()[0]
-    sep = ";" if header.count(";") > header.count(",") else ","
-    try:
-        raw = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: file is empty") from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        message = str(exc).strip().splitlines()[-1]
-        raise DataError(f"{path}: malformed CSV ({message})") from None
-    if raw.empty:
-        raise DataError(f"{path}: has a header but no data rows")
-    return raw
+def load_folder(folder: str | Path, allow_gaps: bool = False) -> dict[str, Prices]:
+    """Every CSV/Parquet file in `folder`, one ticker each, as {ticker: Prices} in file-name order.
+
+    The ticker is the file's single `Name`/`ticker` value, else its file name ('IBM_2006-...' ->
+    'IBM'). Kept separate per ticker so that windows never cross tickers."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    panel: dict[str, Prices] = {}
+    for path in list_folder(folder):
+        prices = load_prices(path, allow_gaps=allow_gaps)
+        if prices.name in panel:
+            first = Path(panel[prices.name].source).name
+            raise DataError(f"{folder}: ticker {prices.name} is in both {first} and {path.name}")
+        panel[prices.name] = prices
+    return panel
 
 
-def _line(position: int) -> int:
-    """File line of the data row at `position` (line 1 is the header)."""
-    return position + 2
-
-
-def _build(raw: pd.DataFrame, label: str, name: str) -> Prices:
-    frame, name = _parse(raw, label, name)
-    frame, repairs = _repair(frame, label)
+def _build(raw: RawTable, allow_gaps: bool) -> Prices:
+    label = raw.label
+    frame, name, lines = _parse(raw)
+    frame, repairs = _repair(frame, lines, raw)
+    repairs.source_rows = len(lines)
     if len(frame) == 0:
         raise DataError(f"{label}: no rows left after removing rows with missing or non-positive prices")
+    flat = frame[list(PRICE_COLUMNS)].to_numpy()
+    if len(flat) > 1 and np.all(flat == flat[0, 0]):
+        raise DataError(f"{label}: every price is {flat[0, 0]:g}: nothing to forecast (a scaler would divide by zero)")
+    steps = np.diff(frame.index.to_numpy()).astype("timedelta64[D]").astype(int)
+    repairs.gaps = [(frame.index[i], frame.index[i + 1]) for i in np.flatnonzero(steps > GAP_DAYS)]
+    ratio = frame["close"].to_numpy()[1:] / frame["close"].to_numpy()[:-1]
+    jumps = np.flatnonzero((ratio > SPLIT_FACTOR) | (ratio < 1 / SPLIT_FACTOR))
+    repairs.jumps = [(frame.index[i + 1], float(ratio[i])) for i in jumps]
+    share = repairs.rows_repaired() / max(repairs.source_rows, 1)
+    if share > MAX_REPAIRED_SHARE and not allow_gaps:
+        raise DataError(
+            f"{label}: {repairs.rows_repaired()} of {repairs.source_rows} rows ({share:.0%}) needed repair, "
+            f"more than {MAX_REPAIRED_SHARE:.0%} ({repairs.summary()}); check the file, or pass --allow-gaps"
+        )
     return Prices(frame, repairs, label, name)
 
 
-def _parse(raw: pd.DataFrame, label: str, name: str) -> tuple[pd.DataFrame, str]:
-    """Strings (or numbers) to a numeric frame on a date index, with line numbers kept for errors."""
-    if raw.empty:
+def _parse(raw: RawTable) -> tuple[pd.DataFrame, str, np.ndarray]:
+    """Strings (or numbers) to a numeric frame on a date index, with each row's line for messages."""
+    label, table, name = raw.label, raw.frame, raw.name
+    if table.empty:
         raise DataError(f"{label}: has a header but no data rows")
-    columns = [RENAMES.get(snake_case(c), snake_case(c)) for c in raw.columns]
+    columns = [RENAMES.get(snake_case(c), snake_case(c)) or f"column_{i + 1}" for i, c in enumerate(table.columns)]
     if len(set(columns)) != len(columns):
         dupes = sorted({c for c in columns if columns.count(c) > 1})
         raise DataError(f"{label}: duplicate column names after normalising: {', '.join(dupes)}")
-    raw = raw.set_axis(columns, axis=1).reset_index(drop=True)
-    date_col = next((c for c in DATE_NAMES if c in raw.columns), None)
+    table = table.set_axis(columns, axis=1).reset_index(drop=True)
+    date_col = next((c for c in DATE_NAMES if c in table.columns), None)
+    if date_col is None and re.fullmatch(r"column_1|unnamed_0|index", columns[0]):
+        date_col = columns[0]  # an unnamed first column, as pandas writes an index without a name
     if date_col is None:
-        raise DataError(f"{label}: no date column (expected one named Date; columns: {', '.join(raw.columns)})")
-    missing = [c for c in PRICE_COLUMNS if c not in raw.columns]
+        raise DataError(f"{label}: no date column (expected one named Date; columns: {', '.join(table.columns)})")
+    missing = [c for c in PRICE_COLUMNS if c not in table.columns]
     if missing:
-        raise DataError(f"{label}: no column for {', '.join(missing)} (columns: {', '.join(raw.columns)})")
+        raise DataError(f"{label}: no column for {', '.join(missing)} (columns: {', '.join(table.columns)})")
 
-    dates = _parse_dates(raw[date_col], label)
-    texts = [c for c in raw.columns if c in TEXT_COLUMNS]
+    dates = _parse_dates(table[date_col], raw)
+    lines = raw.lines if raw.lines is not None else np.arange(1, len(table) + 1)
+    texts = [c for c in table.columns if c in TEXT_COLUMNS]
     if texts:
-        values = raw[texts[0]].astype(str).str.strip().unique()
-        if len(values) == 1 and values[0]:
+        values = table[texts[0]].astype(str).str.strip().unique()
+        if len(values) == 1 and values[0] and values[0].lower() not in MISSING_TOKENS:
             name = values[0]
-    numeric = {}
-    for column in raw.columns:
-        if column == date_col or column in TEXT_COLUMNS:
-            continue
-        numeric[column] = _parse_numbers(raw[column], label, column)
+    numeric_cols = [c for c in table.columns if c not in (*DATE_NAMES, *TEXT_COLUMNS, date_col)]
+    european = raw.sep == ";" and any(
+        table[c].astype(str).str.contains(r"\d,\d", regex=True).any() for c in numeric_cols if _is_text(table[c])
+    )
+    numeric = {c: _parse_numbers(table[c], raw, c, european) for c in numeric_cols}
     frame = pd.DataFrame(numeric, index=pd.DatetimeIndex(dates, name="date"))
-    frame.attrs["line"] = np.arange(len(frame))  # original positions, for messages after sorting
-    return frame, name
+    return frame, name, np.asarray(lines)
 
 
-def _parse_dates(column: pd.Series, label: str) -> pd.DatetimeIndex:
-    text = column.astype(str).str.strip() if column.dtype == object or column.dtype == "string" else column
-    if pd.api.types.is_datetime64_any_dtype(text):
-        parsed = pd.to_datetime(text)
-    else:
-        empty = text.eq("")
-        if empty.any():
-            raise DataError(f"{label}: line {_line(int(np.argmax(empty.to_numpy())))}: empty date")
-        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=False)
+def _is_text(column: pd.Series) -> bool:
+    return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
+
+
+def _parse_dates(column: pd.Series, raw: RawTable) -> pd.DatetimeIndex:
+    """Dates, times or time-zone-aware stamps to dates (the local calendar day of each row)."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        parsed = pd.Series(pd.to_datetime(column))
         if parsed.isna().any():
-            parsed = pd.to_datetime(text, format="mixed", errors="coerce")
+            raise DataError(f"{raw.label}: {raw.where(int(np.argmax(parsed.isna().to_numpy())))}: empty date")
+    else:
+        text = column.astype(str).str.strip()
+        empty = text.str.lower().isin(MISSING_TOKENS).to_numpy()
+        if empty.any():
+            raise DataError(f"{raw.label}: {raw.where(int(np.argmax(empty)))}: empty date")
+        local = text.str.replace(TZ_SUFFIX, r"\1", regex=True)  # keep the local wall time, drop its offset
+        parsed = _to_datetime(local)
         bad = parsed.isna().to_numpy()
         if bad.any():
             pos = int(np.argmax(bad))
-            raise DataError(f"{label}: line {_line(pos)}: date '{text.iloc[pos]}' does not parse")
+            raise DataError(f"{raw.label}: {raw.where(pos)}: date {show(text.iloc[pos])} does not parse")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
-    return pd.DatetimeIndex(parsed).normalize().as_unit("ns")
+    dates = pd.DatetimeIndex(parsed).normalize()
+    latest = pd.Timestamp.now(tz="Pacific/Kiritimati").tz_localize(None).normalize()  # today, anywhere on Earth
+    for wrong, what in ((dates > latest, "is after today"), (dates < EARLIEST, "is before 1800")):
+        if wrong.any():
+            pos = int(np.argmax(wrong))
+            raise DataError(f"{raw.label}: {raw.where(pos)}: date {show(str(column.iloc[pos]).strip())} {what}")
+    return dates.as_unit("ns")
 
 
-def _parse_numbers(column: pd.Series, label: str, name: str) -> np.ndarray:
+def _to_datetime(text: pd.Series) -> pd.Series:
+    """ISO first; then day-first for '31.12.2020' and for slashes whose first part exceeds 12;
+    epoch seconds or milliseconds for 10 or 13 digit numbers. Unparseable values become NaT."""
+    if text.str.fullmatch(r"\d{10}|\d{13}").all():
+        unit = "s" if len(text.iloc[0]) == 10 else "ms"
+        return pd.Series(pd.to_datetime(text.astype("int64"), unit=unit, errors="coerce"), index=text.index)
+    attempts = [dict(format="ISO8601")]
+    first = pd.to_numeric(text.str.extract(r"^(\d{1,2})[./]\d{1,2}[./]\d{2,4}\b")[0], errors="coerce")
+    dayfirst = bool(text.str.match(r"^\d{1,2}\.\d{1,2}\.\d{2,4}\b").all() or (first > 12).any())
+    attempts.append(dict(format="mixed", dayfirst=dayfirst))
+    with warnings.catch_warnings():  # pandas' format guesses warn on stderr; our errors say it all
+        warnings.simplefilter("ignore")
+        for kwargs in attempts:
+            try:
+                parsed = pd.Series(pd.to_datetime(text, errors="coerce", **kwargs), index=text.index)
+            except (ValueError, TypeError, OverflowError):
+                continue
+            if not parsed.isna().any():
+                return parsed
+        # Values one at a time, only on the error path: finds the first that fails.
+        return pd.Series(pd.to_datetime(text.map(lambda v: _one_date(v, dayfirst))), index=text.index)
+
+
+def _one_date(value: str, dayfirst: bool) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(pd.to_datetime(value, dayfirst=dayfirst))
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    if stamp is pd.NaT:
+        return stamp
+    return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
+
+
+def _parse_numbers(column: pd.Series, raw: RawTable, name: str, european: bool) -> np.ndarray:
+    """Numbers with `.` decimals and optional `,`/space thousands ('1,234.5'); with `;` files whose
+    numbers use a decimal comma, '1.234,5'. Missing tokens become NaN; infinities are errors."""
+    if pd.api.types.is_bool_dtype(column) or not (pd.api.types.is_numeric_dtype(column) or _is_text(column)):
+        raise DataError(f"{raw.label}: column {name}: holds {column.dtype} values, not numbers")
     if pd.api.types.is_numeric_dtype(column):
-        return column.to_numpy(dtype=float)
-    text = column.astype(str).str.strip()
-    is_missing = text.str.lower().isin(MISSING_TOKENS)
-    parsed = pd.to_numeric(text.where(~is_missing), errors="coerce")
-    bad = (parsed.isna() & ~is_missing).to_numpy()
-    if bad.any():
-        pos = int(np.argmax(bad))
-        raise DataError(f"{label}: line {_line(pos)}, column {name}: '{text.iloc[pos]}' is not a number")
-    return parsed.to_numpy(dtype=float)
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+        text = column.astype(str)
+    else:
+        text = column.astype(str).str.strip()
+        is_missing = text.str.lower().isin(MISSING_TOKENS)
+        clean = text.str.replace(DIGIT_GROUPS, "", regex=True)
+        if european:
+            eu = clean.str.fullmatch(EU_NUMBER)
+            clean = clean.where(~eu, clean.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
+        else:
+            us = clean.str.fullmatch(US_NUMBER)
+            clean = clean.where(~us, clean.str.replace(",", "", regex=False))
+        parsed = pd.to_numeric(clean.where(~is_missing), errors="coerce")
+        bad = (parsed.isna() & ~is_missing).to_numpy()
+        if bad.any():
+            pos = int(np.argmax(bad))
+            raise DataError(f"{raw.label}: {raw.where(pos)}, column {name}: {show(text.iloc[pos])} is not a number")
+        values = parsed.to_numpy(dtype=float)
+    infinite = np.isinf(values)
+    if infinite.any():
+        pos = int(np.argmax(infinite))
+        raise DataError(f"{raw.label}: {raw.where(pos)}, column {name}: {show(text.iloc[pos])} is not a finite number")
+    return values
 
 
-def _repair(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, Repairs]:
+def _repair(frame: pd.DataFrame, lines: np.ndarray, raw: RawTable) -> tuple[pd.DataFrame, Repairs]:
     """Sort, reject duplicates, drop non-positive prices, fill gaps forward, widen high/low."""
+    label, unit = raw.label, raw.unit
     repairs = Repairs()
-    lines = frame.attrs.pop("line")
     if not frame.index.is_monotonic_increasing:
         order = np.argsort(frame.index.to_numpy(), kind="stable")
         frame, lines = frame.iloc[order], lines[order]
@@ -291,11 +377,13 @@ def _repair(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, Repairs]:
         pos = int(np.argmax(dup))
         first = int(np.argmax(frame.index == frame.index[pos]))
         day = frame.index[pos].strftime("%Y-%m-%d")
-        raise DataError(f"{label}: duplicate date {day} (lines {_line(lines[first])} and {_line(lines[pos])})")
+        raise DataError(
+            f"{label}: duplicate date {day} ({unit}s {lines[first]} and {lines[pos]}; one row per day is expected)"
+        )
     volume = frame.get("volume")
     if volume is not None and (volume < 0).any():
         pos = int(np.argmax((volume < 0).to_numpy()))
-        raise DataError(f"{label}: line {_line(lines[pos])}, column volume: negative volume {volume.iloc[pos]:g}")
+        raise DataError(f"{label}: {unit} {lines[pos]}, column volume: negative volume {volume.iloc[pos]:g}")
 
     prices = [c for c in frame.columns if c in PRICE_LIKE]
     nonpositive = (frame[prices] <= 0).any(axis=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,10 @@ import pandas as pd
 import torch
 from sklearn.linear_model import Ridge
 
-from . import __version__
+from . import __version__, interrupt
 from .config import ModelConfig, model_config
 from .data import Prices, as_prices
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, TrainingError
 from .features import Features
 from .files import atomic_dir
 from .models import Ensemble, RecurrentNet, keras_init_
@@ -106,6 +107,7 @@ class Forecaster:
                 f"{first} rows, the {self.name} model needs {self.history}"
             )
         values = self._forecast(frame, origins)
+        _check_finite(values, frame.index[origins], self.name)
         columns = [f"step_{k}" for k in range(1, values.shape[1] + 1)]
         return pd.DataFrame(values, index=pd.DatetimeIndex(frame.index[origins], name="origin"), columns=columns)
 
@@ -123,6 +125,7 @@ class Forecaster:
         if len(frame) < self.history:
             raise ConfigError(f"{prices.source}: {len(frame)} rows, the {self.name} model needs {self.history}")
         values = self._forecast(frame, np.array([len(frame) - 1]))[0, :horizon]
+        _check_finite(values[None, :], frame.index[-1:], self.name)
         dates = pd.bdate_range(frame.index[-1] + pd.Timedelta(days=1), periods=horizon, name="date")
         return pd.DataFrame({"forecast": values}, index=dates)
 
@@ -237,6 +240,14 @@ class RidgeForecaster(WindowForecaster):
         self.alpha_ = float(state["ridge"]["alpha"])
         self.coef_ = np.asarray(state["ridge"]["coef"], dtype=float)
         self.intercept_ = np.asarray(state["ridge"]["intercept"], dtype=float)
+        want = (self.config.horizon, self.config.window * self.features_.n_inputs)
+        if self.coef_.shape != want or self.intercept_.shape != want[:1]:
+            raise DataError(
+                f"{directory / 'model.json'}: ridge coefficients of shape {self.coef_.shape} do not match "
+                f"the config, which needs (horizon, window x inputs) = {want}"
+            )
+        if not (np.isfinite(self.coef_).all() and np.isfinite(self.intercept_).all()):
+            raise DataError(f"{directory / 'model.json'}: ridge coefficients are not finite")
 
 
 class NetworkForecaster(WindowForecaster):
@@ -262,6 +273,10 @@ class NetworkForecaster(WindowForecaster):
         self.network_ = self._build().to(self.device_)
         self.losses_ = []
         for i, member in enumerate(self.network_.members):
+            if i > 0 and interrupt.requested():  # Ctrl-C: keep the members trained so far
+                self.network_.members = self.network_.members[:i]
+                self.config = replace(self.config, ensemble=i)
+                break
             seed_everything(self.config.seed + i)
             keras_init_(member)  # each member's initial weights come from its own seed
             losses = train(member, data, self.config, self.device_, self.on_epoch, label=self.cell, member=i)
@@ -280,23 +295,48 @@ class NetworkForecaster(WindowForecaster):
         save_file(weights, str(directory / "weights.safetensors"))
 
     def _restore(self, state: dict, directory: Path) -> None:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         super()._restore(state, directory)
         path = directory / "weights.safetensors"
-        try:
-            weights = load_file(str(path))
-        except (OSError, SafetensorError) as exc:
-            raise DataError(f"{path}: not a readable safetensors file ({exc})") from None
+        weights = read_weights(path)
         self.device_ = resolve_device(self.config.device)
         self.network_ = self._build()
-        try:
-            self.network_.load_state_dict(weights, strict=True)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[-1].strip()
-            raise DataError(f"{path}: weights do not match the model in model.json ({first})") from None
+        expected = self.network_.state_dict()
+        if set(weights) != set(expected):
+            odd = sorted(set(weights) ^ set(expected))
+            raise DataError(f"{path}: weights do not match the model in model.json (tensors {', '.join(odd[:3])})")
+        for key in expected:  # in the model's own order, so the first mismatch named is the first layer's
+            tensor = weights[key]
+            if tensor.shape != expected[key].shape:
+                raise DataError(
+                    f"{path}: weights do not match the model in model.json ({key} has shape "
+                    f"{tuple(tensor.shape)}, the config needs {tuple(expected[key].shape)})"
+                )
+            if not torch.isfinite(tensor).all():
+                raise DataError(f"{path}: tensor {key} holds NaN or infinite values")
+        self.network_.load_state_dict(weights, strict=True)
         self.network_.to(self.device_).eval()
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors from a safetensors file; a pickle (torch.save) is refused before any parsing."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file (the saved model is incomplete)") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if data[:1] == b"\x80" or data[:4] == b"PK\x03\x04":
+        raise DataError(f"{path}: a pickle (torch.save) file, not safetensors; stockrnn never unpickles")
+    if len(data) < 8:
+        raise DataError(f"{path}: truncated ({len(data)} bytes), not a safetensors file")
+    try:
+        return load_safetensors(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a readable safetensors file, truncated or damaged ({reason})") from None
 
 
 def make_forecaster(name: str, config: ModelConfig | None = None, on_epoch: EpochCallback | None = None) -> Forecaster:
@@ -320,19 +360,34 @@ def load(directory: str | Path) -> Forecaster:
     except FileNotFoundError:
         raise DataError(f"{path}: no such file (not a saved stockrnn model)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a readable model file ({exc})") from None
+        raise DataError(f"{path}: not a readable model file, truncated or damaged ({exc})") from None
     version = state.get("format_version") if isinstance(state, dict) else None
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise DataError(f"{path}: no valid format_version (not a saved stockrnn model)")
+    if version > FORMAT_VERSION:
         raise DataError(
-            f"{path}: format version {version!r} is not supported (this stockrnn reads up to {FORMAT_VERSION})"
+            f"{path}: format version {version} was written by a newer stockrnn; this one reads up to "
+            f"{FORMAT_VERSION} (upgrade stockrnn)"
         )
     try:
         model = make_forecaster(state["model"], ModelConfig.from_dict(state["config"]))
         model._restore(state, directory)
-        model.fitted_ = state["fitted"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path}: incomplete or invalid model file ({exc!r})") from None
+        model.fitted_ = dict(state["fitted"])
+    except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
+        reason = exc if isinstance(exc, ConfigError) else repr(exc)
+        raise DataError(f"{path}: incomplete or invalid model file ({reason})") from None
     return model
+
+
+def _check_finite(values: np.ndarray, origins: pd.DatetimeIndex, name: str) -> None:
+    """Never hand out a NaN forecast: a non-finite one means training or the inputs went wrong."""
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        day = origins[int(np.argmax(bad))]
+        raise TrainingError(
+            f"the {name} model gave a non-finite forecast from {day:%Y-%m-%d} (the weights diverged, or the "
+            "inputs lie far outside the training range: check the data for extreme values, or lower --lr)"
+        )
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

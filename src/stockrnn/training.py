@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import interrupt
 from .config import ModelConfig
 from .errors import ConfigError, TrainingError
 from .windows import WindowDataset
@@ -88,7 +89,7 @@ def train(
     for epoch in range(1, config.epochs + 1):
         net.train()
         order = torch.randperm(n, generator=generator)
-        total = 0.0
+        total, seen = 0.0, 0
         for start in range(0, n, config.batch_size):
             items = order[start : start + config.batch_size]
             x, y = fit_data.batch(items)
@@ -100,7 +101,10 @@ def train(
                 nn.utils.clip_grad_norm_(net.parameters(), config.clip)
             optimizer.step()
             total += loss.item() * len(items)
-        epoch_loss = total / n
+            seen += len(items)
+            if interrupt.requested():  # first Ctrl-C: stop after this batch, keep what was learned
+                break
+        epoch_loss = total / seen
         if not math.isfinite(epoch_loss):
             raise TrainingError(
                 f"training {label} failed at epoch {epoch}: the loss became {epoch_loss} "
@@ -118,8 +122,8 @@ def train(
                 stale += 1
         last = epoch == config.epochs or stale >= config.patience
         if on_epoch is not None:
-            on_epoch(EpochInfo(member, epoch, epoch_loss, val_loss, last))
-        if last:
+            on_epoch(EpochInfo(member, epoch, epoch_loss, val_loss, last or interrupt.requested()))
+        if last or interrupt.requested():
             break
     if best_state is not None:
         net.load_state_dict(best_state)
