@@ -62,3 +62,26 @@ def test_score_of_persistence_has_null_direction_and_test():
     m = score(actual, last, last, last, is_persistence=True)
     assert m["direction_accuracy"] is None and m["dm_pvalue"] is None and m["skill"] == 0.0
     assert m["coverage_80"] is None and m["n"] == 4
+
+
+def test_verdict_in_words():
+    import pandas as pd
+
+    from stockrnn.evaluate import Evaluation
+
+    def model(skill, p, lag):
+        return {"skill": skill, "dm_pvalue": p, "best_lag": lag}
+
+    metrics = {
+        "models": {
+            "lstm": model(0.15, 0.001, 0),
+            "gru": model(-0.02, 0.40, 1),
+            "ridge": model(0.01, None, 0),
+            "persistence": model(0.0, None, 1),
+        }
+    }
+    evaluation = Evaluation(pd.DataFrame(), metrics, list(metrics["models"]))
+    assert evaluation.verdict("lstm") == "beats persistence, significant at 5% (p=0.001)"
+    assert evaluation.verdict("gru") == "loses to persistence, not significant at 5% (p=0.40); follows the price"
+    assert evaluation.verdict("ridge") == "beats persistence (no test possible)"
+    assert evaluation.verdict("persistence") == "the naive benchmark"

@@ -17,7 +17,7 @@ class ModelConfig:
     """Everything that defines a model; saved with it, so a loaded model is rebuilt exactly."""
 
     target: str = "high"
-    window: int = 20
+    window: int = 10
     horizon: int = 1
     features: str = "relative"
     layers: int = 1
