@@ -30,6 +30,16 @@ ONE_SOURCE_HELP = "A CSV or Parquet file, sp500, nasdaq or yahoo:TICKER."
 DEMO = dict(data="sp500", train_start="2010-01-01", test_start="2018-01-01", preset="quick")
 
 
+def cost_option(command: Callable) -> Callable:
+    return click.option(
+        "--cost-bps",
+        type=click.FloatRange(min=0),
+        default=5.0,
+        show_default=True,
+        help="Cost in basis points of every buy and every sell in the long-or-flat diagnostic (close target).",
+    )(command)
+
+
 def allow_gaps_option(command: Callable) -> Callable:
     return click.option(
         "--allow-gaps",
@@ -107,6 +117,7 @@ def cli() -> None:
     type=click.Path(file_okay=False),
     help="Output folder; a folder run writes OUT/<ticker>/... and OUT/summary.csv.  [default: runs/<data>-<target>]",
 )
+@cost_option
 @allow_gaps_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def evaluate_command(
@@ -114,9 +125,12 @@ def evaluate_command(
 ) -> None:
     """Fit on the data before --test-start, forecast every test day from the days before it,
     score each model against persistence and write metrics.json, predictions.csv, forecast.png.
-    With a folder as --data, the same for each ticker, plus summary.csv."""
-    allow_gaps = options.pop("allow_gaps")
-    run_evaluation(source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps)
+    With a folder as --data, the same for each ticker, plus summary.csv. Networks get 80% and 95%
+    intervals; with --target close, a long-or-flat trading diagnostic is printed and saved."""
+    allow_gaps, cost_bps = options.pop("allow_gaps"), options.pop("cost_bps")
+    run_evaluation(
+        source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps, cost_bps
+    )
 
 
 @cli.command("demo")
@@ -139,14 +153,14 @@ def demo_command(out: str, quiet: bool) -> None:
 
 
 def run_evaluation(
-    source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps=False
+    source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps=False, cost_bps=5.0
 ) -> Evaluation | dict[str, Evaluation]:
     """`evaluate` for one source, or for each ticker of a folder (then a dict ticker -> Evaluation)."""
     names = parse_models(model_names)
     preset = options.pop("preset", None)
     configs = {name: model_config(name, preset, target=target, **options) for name in names}
     console = Console()
-    spans = dict(test_start=test_start, test_end=test_end, train_start=train_start)
+    spans = dict(test_start=test_start, test_end=test_end, train_start=train_start, cost_bps=cost_bps)
     settings = {"preset": preset, "data": source}
     if Path(str(source)).is_dir():
         return run_folder(console, source, target, spans, configs, out, quiet, settings, allow_gaps)
@@ -344,7 +358,7 @@ def print_table(console: Console, evaluation: Evaluation) -> None:
     span = f"test {s['test_start']} .. {s['test_end']}"
     title = f"{d['name']} {d['target']}: {span} ({d['scored_days']} days scored{excluded})"
     table = Table(title=title, title_justify="left")
-    for column in ("model", "RMSE", "MAE", "MAPE %", "direction", "skill", "DM p", "lag"):
+    for column in ("model", "RMSE", "MAE", "MAPE %", "direction", "skill", "DM p", "lag", "cov80", "cov95"):
         table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
 
     def fmt(value, spec: str) -> str:
@@ -361,6 +375,8 @@ def print_table(console: Console, evaluation: Evaluation) -> None:
             fmt(m["skill"], "+.3f"),
             fmt(m["dm_pvalue"], ".3f"),
             fmt(m["best_lag"], "d"),
+            fmt(m["coverage_80"], ".0%"),
+            fmt(m["coverage_95"], ".0%"),
         )
     console.print(table)
     for name in evaluation.models:
@@ -369,8 +385,32 @@ def print_table(console: Console, evaluation: Evaluation) -> None:
     console.print(
         "skill = 1 - RMSE/RMSE(persistence), above 0 beats it; DM p: Diebold-Mariano test against persistence "
         "(HLN-corrected); lag: the lag of the actual's moves that the forecast's moves match best "
-        "(1+: follows the price)"
+        "(1+: follows the price); cov80/cov95: share of actuals inside the 80%/95% intervals"
     )
+    print_trading(console, evaluation.metrics)
+
+
+def print_trading(console: Console, metrics: dict) -> None:
+    """The long-or-flat diagnostic next to buy-and-hold, for a close target."""
+    trading = metrics.get("trading")
+    if not trading:
+        return
+    table = Table(
+        title=f"long-or-flat on the forecast close, {trading['cost_bps']:g} bp per buy and per sell "
+        f"({trading['note']})",
+        title_justify="left",
+    )
+    for column in ("rule", "total return", "Sharpe", "max drawdown", "trades", "in market"):
+        table.add_column(column, justify="left" if column == "rule" else "right", no_wrap=True)
+    rows = {name: m["trading"] for name, m in metrics["models"].items() if m.get("trading")}
+    rows["buy-and-hold"] = trading["buy_and_hold"]
+    for name, t in rows.items():
+        sharpe = "-" if t["sharpe"] is None else f"{t['sharpe']:.2f}"
+        table.add_row(
+            name, f"{t['total_return']:+.1%}", sharpe, f"{t['max_drawdown']:.1%}", str(t["trades"]),
+            f"{t['days_in_market']:.0%}",
+        )  # fmt: skip
+    console.print(table)
 
 
 def _first_ctrl_c() -> None:

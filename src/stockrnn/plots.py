@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .evaluate import Evaluation  # noqa: E402
 
 COLORS = {"persistence": "#888888", "ridge": "#2ca02c", "lstm": "#d62728", "gru": "#1f77b4"}
+BANDED = ("lstm", "gru")  # the networks' intervals are drawn; more bands would hide the lines
 
 
 def forecast_figure(evaluation: Evaluation, path: str | Path, step: int = 1) -> Path:
@@ -22,9 +23,17 @@ def forecast_figure(evaluation: Evaluation, path: str | Path, step: int = 1) -> 
     fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
     ax.plot(table.index, table["actual"], color="black", lw=1.6, label="actual")
     for name in evaluation.models:
-        rmse = evaluation.metrics["models"][name]["by_step"][step - 1]["rmse"]
+        m = evaluation.metrics["models"][name]["by_step"][step - 1]
         style = dict(lw=1.0, ls="--" if name == "persistence" else "-", color=COLORS.get(name))
-        ax.plot(table.index, table[name], label=f"{name} (RMSE {rmse:.3f})", **style)
+        ax.plot(table.index, table[name], label=f"{name} (RMSE {m['rmse']:.3f})", **style)
+        bands = evaluation.bands(name, step) if name in BANDED else None
+        if bands is not None:
+            covered = f"{m['coverage_80']:.0%}, {m['coverage_95']:.0%} covered"
+            ax.fill_between(bands.index, bands["lo95"], bands["hi95"], color=COLORS.get(name), alpha=0.08, lw=0)
+            ax.fill_between(
+                bands.index, bands["lo80"], bands["hi80"], color=COLORS.get(name), alpha=0.18, lw=0,
+                label=f"{name} 80% / 95% intervals ({covered})",
+            )  # fmt: skip
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
