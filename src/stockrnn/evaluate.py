@@ -95,18 +95,7 @@ def evaluate(
     series = prices.column(target)
 
     index = prices.index
-    if test_start is None:
-        if len(index) <= DEFAULT_TEST_ROWS:
-            raise ConfigError(
-                f"{prices.source}: {len(index)} rows; give --test-start (default: the last {DEFAULT_TEST_ROWS} rows)"
-            )
-        test_start = index[-DEFAULT_TEST_ROWS]
-    first = position(index, test_start, "test start", prices.source)
-    last = len(index) - 1 if test_end is None else int(index.searchsorted(pd.Timestamp(test_end), "right")) - 1
-    if last < first:
-        raise ConfigError(f"{prices.source}: test end {pd.Timestamp(test_end):%Y-%m-%d} is before the test start")
-    if first == 0:
-        raise ConfigError(f"{prices.source}: no rows before the test start {index[0]:%Y-%m-%d} to train on")
+    first, last = test_span(prices, test_start, test_end)
     train_end = index[first - 1]
     if train_start is not None:
         position(index, train_start, "train start", prices.source)
@@ -155,6 +144,26 @@ def evaluate(
         "interrupted": False,
     }
     return Evaluation(predictions, metrics, names)
+
+
+def test_span(
+    prices: Prices, test_start: str | pd.Timestamp | None, test_end: str | pd.Timestamp | None
+) -> tuple[int, int]:
+    """Positions of the first and last test day; the default start is the last 252 rows."""
+    index = prices.index
+    if test_start is None:
+        if len(index) <= DEFAULT_TEST_ROWS:
+            raise ConfigError(
+                f"{prices.source}: {len(index)} rows; give --test-start (default: the last {DEFAULT_TEST_ROWS} rows)"
+            )
+        test_start = index[-DEFAULT_TEST_ROWS]
+    first = position(index, test_start, "test start", prices.source)
+    last = len(index) - 1 if test_end is None else int(index.searchsorted(pd.Timestamp(test_end), "right")) - 1
+    if last < first:
+        raise ConfigError(f"{prices.source}: test end {pd.Timestamp(test_end):%Y-%m-%d} is before the test start")
+    if first == 0:
+        raise ConfigError(f"{prices.source}: no rows before the test start {index[0]:%Y-%m-%d} to train on")
+    return first, last
 
 
 def prepare_models(models: Sequence[Forecaster | str]) -> tuple[list[Forecaster], str, int]:
