@@ -15,13 +15,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__, interrupt
+from .backtest import WINDOW_MODES, Backtest, backtest
 from .config import MODELS, NETWORKS, PRESETS, model_config, parse_models
 from .data import Prices, load_folder, load_prices
 from .errors import ConfigError, StockrnnError
 from .evaluate import Evaluation, evaluate
 from .files import atomic_dir, atomic_file
 from .forecaster import load, make_forecaster
-from .outputs import write_evaluation
+from .outputs import write_backtest, write_evaluation
 from .training import EpochInfo
 
 DATA_HELP = "A CSV or Parquet file, a folder of them (one ticker per file), sp500, nasdaq or yahoo:TICKER."
@@ -243,6 +244,108 @@ def evaluate_one(prices: Prices, configs: dict, spans: dict, settings: dict, qui
     return evaluation
 
 
+@cli.command("backtest")
+@click.option("--data", "source", default="sp500", show_default=True, help=ONE_SOURCE_HELP)
+@click.option("--target", default="high", show_default=True, help="Column to forecast (high, close, adj_close, ...).")
+@click.option(
+    "--models",
+    "model_names",
+    default="lstm,gru,persistence,ridge",
+    show_default=True,
+    help="Comma-separated: lstm, gru, persistence, ridge. Persistence and ridge are always in.",
+)
+@click.option(
+    "--test-start", help="First out-of-sample day and first refit date, YYYY-MM-DD.  [default: the last 252 rows]"
+)
+@click.option("--test-end", help="Last out-of-sample day, YYYY-MM-DD.  [default: the last row]")
+@click.option("--train-start", help="First training day of the expanding window, YYYY-MM-DD.  [default: the first row]")
+@click.option(
+    "--refit-every",
+    type=click.IntRange(min=0),
+    default=63,
+    show_default=True,
+    help="Refit every N trading days (63: a quarter); 0 fits once.",
+)
+@click.option(
+    "--window-mode",
+    type=click.Choice(WINDOW_MODES),
+    default="expanding",
+    show_default=True,
+    help="Train on every row before the refit date (expanding) or the last --train-days (rolling).",
+)
+@click.option("--train-days", type=click.IntRange(min=1), help="Trading days of each training span (rolling mode).")
+@network_options
+@cost_option
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Output folder.  [default: runs/backtest-<data>-<target>]",
+)
+@allow_gaps_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def backtest_command(
+    source, target, model_names, test_start, test_end, train_start, refit_every, window_mode, train_days, out,
+    allow_gaps, quiet, **options,
+) -> None:  # fmt: skip
+    """Walk forward from --test-start: at every refit date fit each model afresh (scaler and
+    weights) on the data before it, forecast each day until the next refit date from the days
+    before it, and score all out-of-sample forecasts together and per fold. Writes metrics.json
+    (with `folds`), predictions.csv, forecast.png, folds.png and error_by_step.png."""
+    names = parse_models(model_names)
+    preset, cost_bps = options.pop("preset", None), options.pop("cost_bps")
+    configs = {name: model_config(name, preset, target=target, **options) for name in names}
+    console = Console()
+    prices = load_one(source, allow_gaps, "backtest takes")
+    prices.column(target)
+    out = Path(out) if out else Path("runs") / f"backtest-{prices.name}-{target}"
+    print_data(console, prices)
+    started = time.perf_counter()
+    progress = Progress(
+        TextColumn("folds"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=quiet,
+    )
+    task = progress.add_task("folds", total=None, last="")
+
+    def on_fold(done: int, total: int, fold: dict) -> None:
+        progress.update(task, completed=done, total=total, last=f"(to {fold['test_end']})")
+
+    models = [make_forecaster(name, config) for name, config in configs.items()]
+    with progress:
+        result = backtest(
+            prices, models, _day(test_start, "--test-start"), _day(test_end, "--test-end"), refit_every,
+            window_mode, train_days, _day(train_start, "--train-start"),
+            settings={"preset": preset, "data": source}, cost_bps=cost_bps, on_fold=on_fold,
+        )  # fmt: skip
+    result.metrics["settings"]["seconds"] = round(time.perf_counter() - started, 1)
+    write_backtest(result, out)
+    print_table(console, result)
+    print_folds(console, result)
+    console.print(
+        f"Outputs in [bold]{out}[/]: metrics.json, predictions.csv, forecast.png, folds.png, error_by_step.png"
+    )
+
+
+def print_folds(console: Console, result: Backtest) -> None:
+    """One row per fold: its dates and each model's next-day RMSE."""
+    table = Table(title="folds: next-day RMSE", title_justify="left")
+    for column in ("fold", "trained on", "forecasts", *result.models):
+        table.add_column(column, justify="right" if column in result.models else "left", no_wrap=True)
+    for fold in result.folds:
+        rmse = [fold["models"][name]["rmse"] for name in result.models]
+        table.add_row(
+            str(fold["fold"]), f"{fold['train_start']} .. {fold['train_end']}",
+            f"{fold['test_start']} .. {fold['test_end']}", *(f"{v:.4f}" for v in rmse),
+        )  # fmt: skip
+    console.print(table)
+
+
 @cli.command("fit")
 @click.option("--data", "source", default="sp500", show_default=True, help=ONE_SOURCE_HELP)
 @click.option("--target", default="high", show_default=True, help="Column to forecast (high, close, adj_close, ...).")
@@ -315,9 +418,9 @@ def predict_command(model_dir, source, horizon, out, allow_gaps) -> None:
         console.print(f"Written to [bold]{out}[/]")
 
 
-def load_one(source: str, allow_gaps: bool) -> Prices:
+def load_one(source: str, allow_gaps: bool, command: str = "fit and predict take") -> Prices:
     if Path(str(source)).is_dir():
-        raise ConfigError(f"{source}: is a folder; fit and predict take one price file (evaluate runs folders)")
+        raise ConfigError(f"{source}: is a folder; {command} one price file (evaluate runs folders)")
     return load_prices(source, allow_gaps=allow_gaps)
 
 
