@@ -3,6 +3,8 @@ look-ahead through any refit, folds scored together and one by one."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -40,7 +42,7 @@ def test_refit_dates_and_training_spans(prices, monkeypatch):
     original = Forecaster.fit
 
     def spy(self, data, train_start=None, train_end=None):
-        calls.append((self.name, id(self), pd.Timestamp(train_start), pd.Timestamp(train_end)))
+        calls.append((self.name, self, pd.Timestamp(train_start), pd.Timestamp(train_end)))  # kept alive
         return original(self, data, train_start, train_end)
 
     monkeypatch.setattr(Forecaster, "fit", spy)
@@ -50,12 +52,15 @@ def test_refit_dates_and_training_spans(prices, monkeypatch):
     index = prices.index
     assert [f["test_start"] for f in result.folds] == [f"{index[p]:%Y-%m-%d}" for p in (100, 125, 150)]
     assert [f["test_end"] for f in result.folds] == [f"{index[p]:%Y-%m-%d}" for p in (124, 149, 159)]
-    assert done == [(1, 3), (2, 3), (3, 3)]
+    assert done == [(0, 3), (1, 3), (2, 3), (3, 3)]
     # Each fold fits every model afresh (a new object: new scaler, new weights) on rows before it.
     for name in ("lstm", "ridge", "persistence"):
         mine = [c for c in calls if c[0] == name]
         assert [c[3] for c in mine] == [index[99], index[124], index[149]]
-        assert all(c[2] == index[0] for c in mine) and len({c[1] for c in mine}) == 3
+        assert all(c[2] == index[0] for c in mine) and len({id(c[1]) for c in mine}) == 3
+    lstms = [c[1] for c in calls if c[0] == "lstm"]
+    means = [m.features_.input_scaler_.mean_ for m in lstms]  # the scaler is refitted on each span
+    assert not np.allclose(means[0], means[1]) and lstms[0].network_ is not lstms[1].network_
     assert result.models == ["lstm", "ridge", "persistence"]
     assert list(result.predictions["fold"].unique()) == [1, 2, 3]
     assert (result.wide().index == index[TEST_START:]).all()
@@ -143,3 +148,41 @@ def test_multi_step_backtest_keeps_each_forecast_with_the_fold_that_made_it(pric
 def test_bad_settings(prices, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         backtest(prices, ["ridge"], test_start=prices.index[TEST_START], **kwargs)
+
+
+TINY_ARGS = ["--window", "5", "--layers", "1", "--units", "4", "--epochs", "2", "--batch-size", "16"]
+
+
+def test_cli_backtest_writes_every_output(cli, prices, tmp_path):
+    data = tmp_path / "AAA.csv"
+    prices.frame.to_csv(data)
+    out = tmp_path / "bt"
+    code, stdout, err = cli("backtest", "--data", data, "--models", "gru", "--target", "close",
+                            "--test-start", f"{prices.index[TEST_START]:%Y-%m-%d}", "--refit-every", "30",
+                            "--horizon", "2", "--cost-bps", "10", "--out", out, "--quiet", *TINY_ARGS)  # fmt: skip
+    assert code == 0, err
+    assert {p.name for p in out.iterdir()} == {
+        "metrics.json", "predictions.csv", "forecast.png", "folds.png", "error_by_step.png"
+    }  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [f["fold"] for f in metrics["folds"]] == [1, 2]
+    assert set(metrics["models"]) == {"gru", "persistence", "ridge"}
+    assert metrics["trading"]["cost_bps"] == 10 and len(metrics["models"]["gru"]["by_step"]) == 2
+    table = pd.read_csv(out / "predictions.csv")
+    assert list(table.columns) == ["origin", "date", "step", "actual", "gru", "persistence", "ridge"]
+    assert "folds" in stdout and "buy-and-hold" in stdout
+
+
+def test_cli_backtest_bad_input_is_one_line_and_leaves_nothing(cli, prices, tmp_path):
+    data = tmp_path / "AAA.csv"
+    prices.frame.to_csv(data)
+    out = tmp_path / "bt"
+    start = f"{prices.index[TEST_START]:%Y-%m-%d}"
+    code, _, err = cli("backtest", "--data", data, "--test-start", start, "--window-mode", "rolling", "--out", out)
+    assert code == 2 and err.count("\n") == 1 and "needs --train-days" in err
+    code, _, err = cli("backtest", "--data", data, "--test-start", "1990-01-01", "--out", out, "--quiet")
+    assert code == 2 and "outside the data" in err
+    assert not out.exists() and list(tmp_path.glob(".bt*")) == []
+    code, stdout, _ = cli("backtest", "--help")
+    for option in ("--refit-every", "--window-mode", "--train-days", "--horizon", "--cost-bps", "--models"):
+        assert option in stdout

@@ -20,7 +20,7 @@ from .windows import position
 
 WINDOW_MODES = ("expanding", "rolling")
 FOLD_KEYS = ("rmse", "mae", "skill", "coverage_80", "coverage_95", "n")
-FoldCallback = Callable[[int, int, dict], None]
+FoldCallback = Callable[[int, int, dict | None], None]  # (folds done, folds, the fold just done)
 
 
 @dataclass
@@ -81,6 +81,8 @@ def backtest(
             f"the models need at least {need}"
         )
     starts = refit_positions(first, last, refit_every)
+    if on_fold is not None:
+        on_fold(0, len(starts), None)  # the settings are valid: work starts
 
     frames: dict[str, list[pd.DataFrame]] = {name: [] for name in names}
     folds = []

@@ -313,16 +313,23 @@ def backtest_command(
     )
     task = progress.add_task("folds", total=None, last="")
 
-    def on_fold(done: int, total: int, fold: dict) -> None:
-        progress.update(task, completed=done, total=total, last=f"(to {fold['test_end']})")
+    def on_fold(done: int, total: int, fold: dict | None) -> None:
+        if fold is None:  # shown only once the settings are checked: an error stays one line
+            progress.start()
+            started_bar.append(True)
+        progress.update(task, completed=done, total=total, last="" if fold is None else f"(to {fold['test_end']})")
 
     models = [make_forecaster(name, config) for name, config in configs.items()]
-    with progress:
+    started_bar: list[bool] = []
+    try:
         result = backtest(
             prices, models, _day(test_start, "--test-start"), _day(test_end, "--test-end"), refit_every,
             window_mode, train_days, _day(train_start, "--train-start"),
             settings={"preset": preset, "data": source}, cost_bps=cost_bps, on_fold=on_fold,
         )  # fmt: skip
+    finally:
+        if started_bar:
+            progress.stop()
     result.metrics["settings"]["seconds"] = round(time.perf_counter() - started, 1)
     write_backtest(result, out)
     print_table(console, result)
