@@ -12,22 +12,33 @@ import click
 import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from . import __version__, interrupt
+from .backtest import WINDOW_MODES, backtest
 from .config import MODELS, NETWORKS, PRESETS, model_config, parse_models
 from .data import Prices, load_folder, load_prices
 from .errors import ConfigError, StockrnnError
 from .evaluate import Evaluation, evaluate
 from .files import atomic_dir, atomic_file
 from .forecaster import load, make_forecaster
-from .outputs import write_evaluation
+from .outputs import write_backtest, write_evaluation
+from .tables import print_data, print_folds, print_forecast, print_table
 from .training import EpochInfo
 
 DATA_HELP = "A CSV or Parquet file, a folder of them (one ticker per file), sp500, nasdaq or yahoo:TICKER."
 ONE_SOURCE_HELP = "A CSV or Parquet file, sp500, nasdaq or yahoo:TICKER."
 
 DEMO = dict(data="sp500", train_start="2010-01-01", test_start="2018-01-01", preset="quick")
+
+
+def cost_option(command: Callable) -> Callable:
+    return click.option(
+        "--cost-bps",
+        type=click.FloatRange(min=0),
+        default=5.0,
+        show_default=True,
+        help="Cost in basis points of every buy and every sell in the long-or-flat diagnostic (close target).",
+    )(command)
 
 
 def allow_gaps_option(command: Callable) -> Callable:
@@ -107,6 +118,7 @@ def cli() -> None:
     type=click.Path(file_okay=False),
     help="Output folder; a folder run writes OUT/<ticker>/... and OUT/summary.csv.  [default: runs/<data>-<target>]",
 )
+@cost_option
 @allow_gaps_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def evaluate_command(
@@ -114,9 +126,12 @@ def evaluate_command(
 ) -> None:
     """Fit on the data before --test-start, forecast every test day from the days before it,
     score each model against persistence and write metrics.json, predictions.csv, forecast.png.
-    With a folder as --data, the same for each ticker, plus summary.csv."""
-    allow_gaps = options.pop("allow_gaps")
-    run_evaluation(source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps)
+    With a folder as --data, the same for each ticker, plus summary.csv. Networks get 80% and 95%
+    intervals; with --target close, a long-or-flat trading diagnostic is printed and saved."""
+    allow_gaps, cost_bps = options.pop("allow_gaps"), options.pop("cost_bps")
+    run_evaluation(
+        source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps, cost_bps
+    )
 
 
 @cli.command("demo")
@@ -139,14 +154,14 @@ def demo_command(out: str, quiet: bool) -> None:
 
 
 def run_evaluation(
-    source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps=False
+    source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps=False, cost_bps=5.0
 ) -> Evaluation | dict[str, Evaluation]:
     """`evaluate` for one source, or for each ticker of a folder (then a dict ticker -> Evaluation)."""
     names = parse_models(model_names)
     preset = options.pop("preset", None)
     configs = {name: model_config(name, preset, target=target, **options) for name in names}
     console = Console()
-    spans = dict(test_start=test_start, test_end=test_end, train_start=train_start)
+    spans = dict(test_start=test_start, test_end=test_end, train_start=train_start, cost_bps=cost_bps)
     settings = {"preset": preset, "data": source}
     if Path(str(source)).is_dir():
         return run_folder(console, source, target, spans, configs, out, quiet, settings, allow_gaps)
@@ -190,13 +205,6 @@ def safe_name(ticker: str) -> str:
     return re.sub(r"[^\w.\-^=]", "_", ticker).lstrip(".") or "ticker"
 
 
-def print_data(console: Console, prices: Prices) -> None:
-    console.print(
-        f"[bold]{prices.name}[/]: {len(prices)} rows, {prices.index[0]:%Y-%m-%d} .. {prices.index[-1]:%Y-%m-%d}; "
-        f"repairs: {prices.repairs.summary()}"
-    )
-
-
 def new_progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("{task.description:<6}"),
@@ -227,6 +235,101 @@ def evaluate_one(prices: Prices, configs: dict, spans: dict, settings: dict, qui
     evaluation.metrics["settings"]["seconds"] = round(time.perf_counter() - started, 1)
     evaluation.metrics["interrupted"] = interrupt.requested()
     return evaluation
+
+
+@cli.command("backtest")
+@click.option("--data", "source", default="sp500", show_default=True, help=ONE_SOURCE_HELP)
+@click.option("--target", default="high", show_default=True, help="Column to forecast (high, close, adj_close, ...).")
+@click.option(
+    "--models",
+    "model_names",
+    default="lstm,gru,persistence,ridge",
+    show_default=True,
+    help="Comma-separated: lstm, gru, persistence, ridge. Persistence and ridge are always in.",
+)
+@click.option(
+    "--test-start", help="First out-of-sample day and first refit date, YYYY-MM-DD.  [default: the last 252 rows]"
+)
+@click.option("--test-end", help="Last out-of-sample day, YYYY-MM-DD.  [default: the last row]")
+@click.option("--train-start", help="First training day of the expanding window, YYYY-MM-DD.  [default: the first row]")
+@click.option(
+    "--refit-every",
+    type=click.IntRange(min=0),
+    default=63,
+    show_default=True,
+    help="Refit every N trading days (63: a quarter); 0 fits once.",
+)
+@click.option(
+    "--window-mode",
+    type=click.Choice(WINDOW_MODES),
+    default="expanding",
+    show_default=True,
+    help="Train on every row before the refit date (expanding) or the last --train-days (rolling).",
+)
+@click.option("--train-days", type=click.IntRange(min=1), help="Trading days of each training span (rolling mode).")
+@network_options
+@cost_option
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Output folder.  [default: runs/backtest-<data>-<target>]",
+)
+@allow_gaps_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def backtest_command(
+    source, target, model_names, test_start, test_end, train_start, refit_every, window_mode, train_days, out,
+    allow_gaps, quiet, **options,
+) -> None:  # fmt: skip
+    """Walk forward from --test-start: at every refit date fit each model afresh (scaler and
+    weights) on the data before it, forecast each day until the next refit date from the days
+    before it, and score all out-of-sample forecasts together and per fold. Writes metrics.json
+    (with `folds`), predictions.csv, forecast.png, folds.png and error_by_step.png."""
+    names = parse_models(model_names)
+    preset, cost_bps = options.pop("preset", None), options.pop("cost_bps")
+    configs = {name: model_config(name, preset, target=target, **options) for name in names}
+    console = Console()
+    prices = load_one(source, allow_gaps, "backtest takes")
+    prices.column(target)
+    out = Path(out) if out else Path("runs") / f"backtest-{prices.name}-{target}"
+    print_data(console, prices)
+    started = time.perf_counter()
+    progress = Progress(
+        TextColumn("folds"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=quiet,
+    )
+    task = progress.add_task("folds", total=None, last="")
+
+    def on_fold(done: int, total: int, fold: dict | None) -> None:
+        if fold is None:  # shown only once the settings are checked: an error stays one line
+            progress.start()
+            started_bar.append(True)
+        progress.update(task, completed=done, total=total, last="" if fold is None else f"(to {fold['test_end']})")
+
+    models = [make_forecaster(name, config) for name, config in configs.items()]
+    started_bar: list[bool] = []
+    try:
+        result = backtest(
+            prices, models, _day(test_start, "--test-start"), _day(test_end, "--test-end"), refit_every,
+            window_mode, train_days, _day(train_start, "--train-start"),
+            settings={"preset": preset, "data": source}, cost_bps=cost_bps, on_fold=on_fold,
+        )  # fmt: skip
+    finally:
+        if started_bar:
+            progress.stop()
+    result.metrics["settings"]["seconds"] = round(time.perf_counter() - started, 1)
+    write_backtest(result, out)
+    print_table(console, result)
+    print_folds(console, result)
+    console.print(
+        f"Outputs in [bold]{out}[/]: metrics.json, predictions.csv, forecast.png, folds.png, error_by_step.png"
+    )
 
 
 @cli.command("fit")
@@ -301,9 +404,9 @@ def predict_command(model_dir, source, horizon, out, allow_gaps) -> None:
         console.print(f"Written to [bold]{out}[/]")
 
 
-def load_one(source: str, allow_gaps: bool) -> Prices:
+def load_one(source: str, allow_gaps: bool, command: str = "fit and predict take") -> Prices:
     if Path(str(source)).is_dir():
-        raise ConfigError(f"{source}: is a folder; fit and predict take one price file (evaluate runs folders)")
+        raise ConfigError(f"{source}: is a folder; {command} one price file (evaluate runs folders)")
     return load_prices(source, allow_gaps=allow_gaps)
 
 
@@ -316,16 +419,6 @@ def _day(value: str | None, option: str) -> pd.Timestamp | None:
         raise ConfigError(f"{option} '{value}' is not a date (use YYYY-MM-DD)") from None
 
 
-def print_forecast(console: Console, table: pd.DataFrame, title: str) -> None:
-    out = Table(title=title, title_justify="left")
-    out.add_column("date")
-    for column in table.columns:
-        out.add_column(column, justify="right")
-    for day, row in table.iterrows():
-        out.add_row(f"{day:%Y-%m-%d}", *(f"{v:.6g}" for v in row))
-    console.print(out)
-
-
 def _epoch_callback(progress: Progress, task, epochs: int) -> Callable[[EpochInfo], None]:
     """Advance the model's bar one epoch (to the member's end on early stopping), show the loss."""
 
@@ -335,42 +428,6 @@ def _epoch_callback(progress: Progress, task, epochs: int) -> Callable[[EpochInf
         progress.update(task, completed=done, loss=shown)
 
     return on_epoch
-
-
-def print_table(console: Console, evaluation: Evaluation) -> None:
-    """The score table, and in words which models beat persistence."""
-    s, d = evaluation.metrics["settings"], evaluation.metrics["data"]
-    excluded = f", {d['excluded_repaired']} repaired days not scored" if d["excluded_repaired"] else ""
-    span = f"test {s['test_start']} .. {s['test_end']}"
-    title = f"{d['name']} {d['target']}: {span} ({d['scored_days']} days scored{excluded})"
-    table = Table(title=title, title_justify="left")
-    for column in ("model", "RMSE", "MAE", "MAPE %", "direction", "skill", "DM p", "lag"):
-        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
-
-    def fmt(value, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
-
-    for name in evaluation.models:
-        m = evaluation.metrics["models"][name]
-        table.add_row(
-            name,
-            fmt(m["rmse"], ".4f"),
-            fmt(m["mae"], ".4f"),
-            fmt(m["mape"], ".3f"),
-            fmt(m["direction_accuracy"], ".1%"),
-            fmt(m["skill"], "+.3f"),
-            fmt(m["dm_pvalue"], ".3f"),
-            fmt(m["best_lag"], "d"),
-        )
-    console.print(table)
-    for name in evaluation.models:
-        if name != "persistence":
-            console.print(f"  {name}: {evaluation.verdict(name)}")
-    console.print(
-        "skill = 1 - RMSE/RMSE(persistence), above 0 beats it; DM p: Diebold-Mariano test against persistence "
-        "(HLN-corrected); lag: the lag of the actual's moves that the forecast's moves match best "
-        "(1+: follows the price)"
-    )
 
 
 def _first_ctrl_c() -> None:

@@ -23,6 +23,7 @@ from .data import Prices, as_prices
 from .errors import ConfigError, DataError, TrainingError
 from .features import Features
 from .files import atomic_dir
+from .intervals import Calibration, calibrate, interval_columns, volatility
 from .models import Ensemble, RecurrentNet, keras_init_
 from .training import EpochCallback, resolve_device, seed_everything, train
 from .windows import WindowDataset, position, train_origins
@@ -77,6 +78,7 @@ class Forecaster:
                 f"{self.history} rows and {self.config.horizon} target row(s) need {need}"
             )
         self._fit(frame)
+        self.calibration_ = self._calibrate(frame)
         self.fitted_ = {
             "rows": len(frame),
             "first": frame.index[0].strftime("%Y-%m-%d"),
@@ -108,8 +110,10 @@ class Forecaster:
             )
         values = self._forecast(frame, origins)
         _check_finite(values, frame.index[origins], self.name)
-        columns = [f"step_{k}" for k in range(1, values.shape[1] + 1)]
-        return pd.DataFrame(values, index=pd.DatetimeIndex(frame.index[origins], name="origin"), columns=columns)
+        columns = {f"step_{k}": values[:, k - 1] for k in range(1, values.shape[1] + 1)}
+        if self.calibration_ is not None:
+            columns.update(interval_columns(values, volatility(frame)[origins], self.calibration_))
+        return pd.DataFrame(columns, index=pd.DatetimeIndex(frame.index[origins], name="origin"))
 
     def predict(self, prices: Prices | pd.DataFrame, horizon: int = 1) -> pd.DataFrame:
         """Forecasts for the next `horizon` weekdays after the last row of `prices`.
@@ -124,10 +128,30 @@ class Forecaster:
         frame = prices.frame
         if len(frame) < self.history:
             raise ConfigError(f"{prices.source}: {len(frame)} rows, the {self.name} model needs {self.history}")
-        values = self._forecast(frame, np.array([len(frame) - 1]))[0, :horizon]
-        _check_finite(values[None, :], frame.index[-1:], self.name)
+        values = self._forecast(frame, np.array([len(frame) - 1]))[:, :horizon]
+        _check_finite(values, frame.index[-1:], self.name)
         dates = pd.bdate_range(frame.index[-1] + pd.Timedelta(days=1), periods=horizon, name="date")
-        return pd.DataFrame({"forecast": values}, index=dates)
+        table = pd.DataFrame({"forecast": values[0]}, index=dates)
+        if self.calibration_ is not None:
+            bounds = interval_columns(values, volatility(frame)[-1:], self.calibration_)
+            for band in ("lo80", "hi80", "lo95", "hi95"):
+                table[band] = [bounds[f"{band}_{k}"][0] for k in range(1, horizon + 1)]
+        return table
+
+    def _calibrate(self, frame: pd.DataFrame) -> Calibration | None:
+        """Conformal interval widths from the last training windows (the networks' validation tail,
+        held out from their gradient steps): forecasts made by the fitted model, training rows only."""
+        origins = train_origins(0, len(frame), self.history, self.config.horizon)
+        n_tail = int(round(len(origins) * self.config.val_fraction))
+        # Persistence learns nothing; ridge refits on every window, so its tail is in-sample.
+        held_out = isinstance(self, Persistence) or (isinstance(self, NetworkForecaster) and n_tail > 0)
+        if n_tail == 0:  # no validation tail (val_fraction 0): the last tenth, which the model saw
+            n_tail = int(round(len(origins) * 0.1))
+        tail = origins[len(origins) - n_tail :]
+        target = frame[self.config.target].to_numpy(dtype=float)
+        actual = target[tail[:, None] + np.arange(1, self.config.horizon + 1)]
+        forecast = self._forecast(frame, tail) if len(tail) else np.empty((0, self.config.horizon))
+        return calibrate(actual, forecast, volatility(frame)[tail], held_out=held_out)
 
     def save(self, directory: str | Path) -> Path:
         """Write `model.json` (and `weights.safetensors` for networks) into `directory`, atomically."""
@@ -137,6 +161,7 @@ class Forecaster:
             "model": self.name,
             "config": self.config.to_dict(),
             "fitted": self.fitted_,
+            "calibration": None if self.calibration_ is None else self.calibration_.to_dict(),
             "versions": versions(),
             **self._state(),
         }
@@ -372,6 +397,7 @@ def load(directory: str | Path) -> Forecaster:
     try:
         model = make_forecaster(state["model"], ModelConfig.from_dict(state["config"]))
         model._restore(state, directory)
+        model.calibration_ = Calibration.from_dict(state.get("calibration"), model.config.horizon)
         model.fitted_ = dict(state["fitted"])
     except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
         reason = exc if isinstance(exc, ConfigError) else repr(exc)

@@ -36,6 +36,14 @@ def direction_accuracy(actual: np.ndarray, forecast: np.ndarray, last: np.ndarra
     return float(np.mean(predicted[days] == moved[days]))
 
 
+def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float | None:
+    """Share of actuals inside [lower, upper]: an 80% interval should hold about 0.80."""
+    actual = np.asarray(actual, dtype=float)
+    if len(actual) == 0:
+        return None
+    return float(np.mean((actual >= np.asarray(lower)) & (actual <= np.asarray(upper))))
+
+
 def skill(model_rmse: float, persistence_rmse: float) -> float | None:
     """1 - RMSE / RMSE_persistence: above 0 means better than persistence."""
     if persistence_rmse == 0 or not math.isfinite(persistence_rmse):

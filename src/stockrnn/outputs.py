@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .evaluate import Evaluation
 from .files import atomic_dir
-from .plots import forecast_figure
+from .plots import error_by_step_figure, folds_figure, forecast_figure
 
 
 def _clean(value):
@@ -26,7 +26,27 @@ def write_evaluation(evaluation: Evaluation, out: str | Path) -> Path:
     """Write the outputs into `out`, replacing a previous run there only once all are written."""
     with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(_clean(evaluation.metrics), indent=2) + "\n")
-        table = evaluation.wide(1).reset_index() if evaluation.horizon == 1 else evaluation.predictions
-        table.to_csv(tmp / "predictions.csv", index=False, date_format="%Y-%m-%d", float_format="%.6g")
+        write_predictions(evaluation, tmp / "predictions.csv")
         forecast_figure(evaluation, tmp / "forecast.png")
+    return Path(out)
+
+
+def write_predictions(evaluation: Evaluation, path: Path) -> None:
+    """`date, actual, <model>...` for horizon 1, else the long `origin, date, step, actual, <model>...`."""
+    if evaluation.horizon == 1:
+        table = evaluation.wide(1).reset_index()
+    else:
+        table = evaluation.predictions[["origin", "date", "step", "actual", *evaluation.models]]
+    table.to_csv(path, index=False, date_format="%Y-%m-%d", float_format="%.6g")
+
+
+def write_backtest(result: Evaluation, out: str | Path) -> Path:
+    """A backtest's metrics.json (with `folds`), predictions.csv and figures, all or nothing:
+    forecast.png (next-day forecasts with interval bands), folds.png, error_by_step.png."""
+    with atomic_dir(out) as tmp:
+        (tmp / "metrics.json").write_text(json.dumps(_clean(result.metrics), indent=2) + "\n")
+        write_predictions(result, tmp / "predictions.csv")
+        forecast_figure(result, tmp / "forecast.png")
+        folds_figure(result, tmp / "folds.png")
+        error_by_step_figure(result, tmp / "error_by_step.png")
     return Path(out)

@@ -9,10 +9,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from .evaluate import Evaluation  # noqa: E402
 
 COLORS = {"persistence": "#888888", "ridge": "#2ca02c", "lstm": "#d62728", "gru": "#1f77b4"}
+BANDED = ("lstm", "gru")  # the networks' intervals are drawn; more bands would hide the lines
 
 
 def forecast_figure(evaluation: Evaluation, path: str | Path, step: int = 1) -> Path:
@@ -22,9 +24,17 @@ def forecast_figure(evaluation: Evaluation, path: str | Path, step: int = 1) -> 
     fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
     ax.plot(table.index, table["actual"], color="black", lw=1.6, label="actual")
     for name in evaluation.models:
-        rmse = evaluation.metrics["models"][name]["by_step"][step - 1]["rmse"]
+        m = evaluation.metrics["models"][name]["by_step"][step - 1]
         style = dict(lw=1.0, ls="--" if name == "persistence" else "-", color=COLORS.get(name))
-        ax.plot(table.index, table[name], label=f"{name} (RMSE {rmse:.3f})", **style)
+        ax.plot(table.index, table[name], label=f"{name} (RMSE {m['rmse']:.3f})", **style)
+        bands = evaluation.bands(name, step) if name in BANDED else None
+        if bands is not None:
+            covered = f"{m['coverage_80']:.0%}, {m['coverage_95']:.0%} covered"
+            ax.fill_between(bands.index, bands["lo95"], bands["hi95"], color=COLORS.get(name), alpha=0.08, lw=0)
+            ax.fill_between(
+                bands.index, bands["lo80"], bands["hi80"], color=COLORS.get(name), alpha=0.18, lw=0,
+                label=f"{name} 80% / 95% intervals ({covered})",
+            )  # fmt: skip
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -35,6 +45,66 @@ def forecast_figure(evaluation: Evaluation, path: str | Path, step: int = 1) -> 
     ax.set_xlabel("date")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def _dates(ax) -> None:
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def folds_figure(result: Evaluation, path: str | Path) -> Path:
+    """A backtest's next-day forecasts and the actuals, a dotted line at every refit date and the
+    networks' 80% band; each fold shaded in turn so the refits stand out."""
+    table = result.wide(1)
+    data = result.metrics["data"]
+    fig, ax = plt.subplots(figsize=(12, 5.5), dpi=110)
+    for fold in result.metrics["folds"]:
+        start, end = pd.Timestamp(fold["test_start"]), pd.Timestamp(fold["test_end"])
+        if fold["fold"] % 2 == 0:
+            ax.axvspan(start, end, color="#000000", alpha=0.04, lw=0)
+        ax.axvline(start, color="#555555", lw=0.6, ls=":")
+    ax.plot(table.index, table["actual"], color="black", lw=1.4, label="actual")
+    for name in result.models:
+        rmse = result.metrics["models"][name]["rmse"]
+        style = dict(lw=0.9, ls="--" if name == "persistence" else "-", color=COLORS.get(name))
+        ax.plot(table.index, table[name], label=f"{name} (RMSE {rmse:.3f})", **style)
+        bands = result.bands(name, 1) if name in BANDED else None
+        if bands is not None:
+            ax.fill_between(bands.index, bands["lo80"], bands["hi80"], color=COLORS.get(name), alpha=0.15, lw=0)
+    _dates(ax)
+    s = result.metrics["settings"]
+    every = "fitted once" if s["refit_every"] == 0 else f"refit every {s['refit_every']} trading days (dotted)"
+    ax.set_title(f"{data['name']}: walk-forward next-day {data['target']} forecasts, {every}")
+    ax.set_ylabel(data["target"])
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def error_by_step_figure(result: Evaluation, path: str | Path) -> Path:
+    """RMSE against the step for every model: how fast the error grows with the horizon."""
+    data = result.metrics["data"]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for name in result.models:
+        steps = result.metrics["models"][name]["by_step"]
+        ax.plot(
+            [s["step"] for s in steps], [s["rmse"] for s in steps], marker="o", color=COLORS.get(name),
+            ls="--" if name == "persistence" else "-", label=name,
+        )  # fmt: skip
+    ax.set_xlabel("step (trading days ahead)")
+    ax.set_ylabel(f"RMSE of {data['target']}")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_title(f"{data['name']}: error by step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
