@@ -152,6 +152,7 @@ def render(results: dict) -> str:
         "against persistence (HLN-corrected, two-sided); * = significant at 5%.",
         "",
     ]
+    lines += [*floor_lines(results), ""]
     for target, per_model in results["summary"].items():
         lines += [
             f"## Target: {target}",
@@ -165,6 +166,7 @@ def render(results: dict) -> str:
                 f"| {m} | {s['median_skill']:+.4f} | {s['mean_skill']:+.4f} | {s['min_skill']:+.4f} | "
                 f"{s['median_rmse_ratio']:.4f} | {s['wins']}/{s['tickers']} | {s['significant_wins']}/{s['tickers']} |"
             )
+        lines += ["", *paired_lines(results, target)]
         lines += [
             "",
             "| ticker | persistence RMSE | "
@@ -186,6 +188,69 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
+def floor_lines(results: dict) -> list[str]:
+    """The issue's floors for the networks, checked against this run's numbers."""
+    summary, rows = results["summary"], results["rows"]
+    if "high" not in summary or not {"lstm", "gru", "ridge"} <= set(results["models"]):
+        return []
+    lines = [
+        "## Floors (next-day High, networks at the project defaults)",
+        "",
+        "| floor | lstm | gru |",
+        "|---|---|---|",
+    ]
+
+    def mark(ok: bool, text: str) -> str:
+        return f"{'met' if ok else 'MISSED'}: {text}"
+
+    ibm = next((r for r in rows if r["ticker"] == "IBM" and r["target"] == "high"), None)
+    if ibm is not None:
+        cells = [mark(ibm["models"][m]["rmse"] <= 1.35, f"{ibm['models'][m]['rmse']:.3f}") for m in ("lstm", "gru")]
+        lines.append(
+            f"| IBM RMSE <= 1.35 (persistence {ibm['models']['persistence']['rmse']:.3f}) | " + " | ".join(cells) + " |"
+        )
+    high = summary["high"]
+    cells = [
+        mark(high[m]["wins"] == high[m]["tickers"], f"{high[m]['wins']}/{high[m]['tickers']}") for m in ("lstm", "gru")
+    ]
+    lines.append("| beats persistence on every ticker | " + " | ".join(cells) + " |")
+    cells = [mark(high[m]["median_skill"] >= 0.13, f"{high[m]['median_skill']:+.4f}") for m in ("lstm", "gru")]
+    lines.append("| median skill >= 0.13 | " + " | ".join(cells) + " |")
+    ridge = high["ridge"]["median_skill"]
+    cells = [
+        mark(high[m]["median_skill"] >= ridge, f"{high[m]['median_skill']:+.4f} vs {ridge:+.4f}")
+        for m in ("lstm", "gru")
+    ]
+    lines.append("| median skill >= ridge's | " + " | ".join(cells) + " |")
+    if "close" in summary:
+        close = summary["close"]
+        cells = [
+            mark(close[m]["median_rmse_ratio"] <= 1.01, f"{close[m]['median_rmse_ratio']:.4f}") for m in ("lstm", "gru")
+        ]
+        lines.append("| next-day Close: median RMSE / persistence <= 1.01 | " + " | ".join(cells) + " |")
+    return lines
+
+
+def paired_lines(results: dict, target: str) -> list[str]:
+    """Each network against ridge, ticker by ticker: wins and a Wilcoxon signed-rank test on the
+    RMSE differences, so that a difference in medians can be told from noise."""
+    from scipy.stats import wilcoxon
+
+    rows = [r for r in results["rows"] if r["target"] == target]
+    lines = [
+        "| network vs ridge | lower RMSE than ridge | median RMSE ratio to ridge | Wilcoxon p (paired) |",
+        "|---|---:|---:|---:|",
+    ]
+    for m in ("lstm", "gru"):
+        if m not in results["models"] or "ridge" not in results["models"]:
+            continue
+        ratios = [r["models"][m]["rmse"] / r["models"]["ridge"]["rmse"] for r in rows]
+        diffs = [r["models"][m]["rmse"] - r["models"]["ridge"]["rmse"] for r in rows]
+        p = wilcoxon(diffs).pvalue if len(rows) >= 6 else float("nan")
+        lines.append(f"| {m} | {sum(d < 0 for d in diffs)}/{len(rows)} | {statistics.median(ratios):.4f} | {p:.3f} |")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tickers", default="", help="comma-separated tickers (default: all files)")
@@ -198,7 +263,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--name", default="accuracy", help="results file name (without extension)")
+    parser.add_argument("--render", action="store_true", help="only rewrite the .md from the saved .json")
     args = parser.parse_args()
+    out = ROOT / "bench" / "results"
+    if args.render:
+        results = json.loads((out / f"{args.name}.json").read_text())
+        (out / f"{args.name}.md").write_text(render(results))
+        return 0
     overrides = {k: parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     models = tuple(m for m in args.models.split(","))
     started = time.perf_counter()
@@ -228,7 +299,6 @@ def main() -> int:
         "rows": rows,
         "summary": summarise(rows, models),
     }
-    out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / f"{args.name}.md").write_text(render(results))

@@ -28,6 +28,12 @@ from .training import EpochInfo
 DATA_HELP = "A CSV or Parquet file, a folder of them (one ticker per file), sp500, nasdaq or yahoo:TICKER."
 ONE_SOURCE_HELP = "A CSV or Parquet file, sp500, nasdaq or yahoo:TICKER."
 
+def output_console() -> Console:
+    """Tables on stdout; when stdout is a file or pipe, 120 columns so the score table never wraps."""
+    console = Console()
+    return console if console.is_terminal else Console(width=120)
+
+
 DEMO = dict(data="sp500", train_start="2010-01-01", test_start="2018-01-01", preset="quick")
 
 
@@ -160,7 +166,7 @@ def run_evaluation(
     names = parse_models(model_names)
     preset = options.pop("preset", None)
     configs = {name: model_config(name, preset, target=target, **options) for name in names}
-    console = Console()
+    console = output_console()
     spans = dict(test_start=test_start, test_end=test_end, train_start=train_start, cost_bps=cost_bps)
     settings = {"preset": preset, "data": source}
     if Path(str(source)).is_dir():
@@ -287,7 +293,7 @@ def backtest_command(
     names = parse_models(model_names)
     preset, cost_bps = options.pop("preset", None), options.pop("cost_bps")
     configs = {name: model_config(name, preset, target=target, **options) for name in names}
-    console = Console()
+    console = output_console()
     prices = load_one(source, allow_gaps, "backtest takes")
     prices.column(target)
     out = Path(out) if out else Path("runs") / f"backtest-{prices.name}-{target}"
@@ -355,7 +361,7 @@ def fit_command(source, target, model_name, train_start, train_end, save_dir, al
     preset = options.pop("preset", None)
     config = model_config(model_name, preset, target=target, **options)
     start, end = _day(train_start, "--train-start"), _day(train_end, "--train-end")
-    console = Console()
+    console = output_console()
     prices = load_one(source, allow_gaps)
     prices.column(target)
     save_dir = Path(save_dir) if save_dir else Path("runs") / "models" / f"{prices.name}-{target}-{model_name}"
@@ -397,7 +403,7 @@ def predict_command(model_dir, source, horizon, out, allow_gaps) -> None:
     if out:
         with atomic_file(out) as tmp:
             table.reset_index().to_csv(tmp, index=False, date_format="%Y-%m-%d")
-    console = Console()
+    console = output_console()
     print_data(console, prices)
     print_forecast(console, table, f"{model.name} forecast of {model.config.target}")
     if out:
