@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint reference clean
+.PHONY: demo test reference accuracy tune clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,15 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m ruff check src tests bench
 	$(BIN)/python -m pytest
 
+# Benchmarks (need ../shared/data): the published recipe, the 24-stock accuracy report, the tuning.
 reference: $(VENV)/.installed
 	$(BIN)/python bench/reference.py
+
+accuracy: $(VENV)/.installed
+	$(BIN)/python bench/accuracy.py
+
+tune: $(VENV)/.installed
+	$(BIN)/python bench/tune.py
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info
