@@ -28,6 +28,7 @@ from .training import EpochInfo
 DATA_HELP = "A CSV or Parquet file, a folder of them (one ticker per file), sp500, nasdaq or yahoo:TICKER."
 ONE_SOURCE_HELP = "A CSV or Parquet file, sp500, nasdaq or yahoo:TICKER."
 
+
 def output_console() -> Console:
     """Tables on stdout; when stdout is a file or pipe, 120 columns so the score table never wraps."""
     console = Console()

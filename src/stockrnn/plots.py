@@ -35,13 +35,18 @@ def forecast_figure(evaluation: Evaluation, path: str | Path, step: int = 1) -> 
                 bands.index, bands["lo80"], bands["hi80"], color=COLORS.get(name), alpha=0.18, lw=0,
                 label=f"{name} 80% / 95% intervals ({covered})",
             )  # fmt: skip
+    ahead = "next-day" if step == 1 else f"{step}-day-ahead"
+    span = f"{table.index[0]:%Y-%m-%d} .. {table.index[-1]:%Y-%m-%d}"
+    return _finish(fig, ax, f"{data['name']}: {ahead} {data['target']} forecasts, test {span}", data["target"], path)
+
+
+def _finish(fig, ax, title: str, ylabel: str, path: str | Path) -> Path:
+    """Date axis, title, legend, save and close: the same for every time-series figure."""
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ahead = "next-day" if step == 1 else f"{step}-day-ahead"
-    span = f"{table.index[0]:%Y-%m-%d} .. {table.index[-1]:%Y-%m-%d}"
-    ax.set_title(f"{data['name']}: {ahead} {data['target']} forecasts, test {span}")
-    ax.set_ylabel(data["target"])
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
     ax.set_xlabel("date")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=9)
@@ -49,12 +54,6 @@ def forecast_figure(evaluation: Evaluation, path: str | Path, step: int = 1) -> 
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
-
-
-def _dates(ax) -> None:
-    locator = mdates.AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
 def folds_figure(result: Evaluation, path: str | Path) -> Path:
@@ -76,17 +75,11 @@ def folds_figure(result: Evaluation, path: str | Path) -> Path:
         bands = result.bands(name, 1) if name in BANDED else None
         if bands is not None:
             ax.fill_between(bands.index, bands["lo80"], bands["hi80"], color=COLORS.get(name), alpha=0.15, lw=0)
-    _dates(ax)
     s = result.metrics["settings"]
     every = "fitted once" if s["refit_every"] == 0 else f"refit every {s['refit_every']} trading days (dotted)"
-    ax.set_title(f"{data['name']}: walk-forward next-day {data['target']} forecasts, {every}")
-    ax.set_ylabel(data["target"])
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return _finish(
+        fig, ax, f"{data['name']}: walk-forward next-day {data['target']} forecasts, {every}", data["target"], path
+    )
 
 
 def error_by_step_figure(result: Evaluation, path: str | Path) -> Path:
