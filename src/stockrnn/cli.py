@@ -5,98 +5,25 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 import pandas as pd
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__, interrupt
 from .backtest import WINDOW_MODES, backtest
-from .config import MODELS, NETWORKS, PRESETS, model_config, parse_models
+from .config import MODELS, NETWORKS, model_config, parse_models
 from .data import Prices, load_folder, load_prices
 from .errors import ConfigError, StockrnnError
 from .evaluate import Evaluation, evaluate
 from .files import atomic_dir, atomic_file
 from .forecaster import load, make_forecaster
+from .options import DATA_HELP, ONE_SOURCE_HELP, allow_gaps_option, cost_option, network_options
 from .outputs import write_backtest, write_evaluation
+from .progress import epoch_callback, fold_progress, new_progress, output_console
 from .tables import print_data, print_folds, print_forecast, print_table
-from .training import EpochInfo
-
-DATA_HELP = "A CSV or Parquet file, a folder of them (one ticker per file), sp500, nasdaq or yahoo:TICKER."
-ONE_SOURCE_HELP = "A CSV or Parquet file, sp500, nasdaq or yahoo:TICKER."
-
-
-def output_console() -> Console:
-    """Tables on stdout; when stdout is a file or pipe, 120 columns so the score table never wraps."""
-    console = Console()
-    return console if console.is_terminal else Console(width=120)
-
 
 DEMO = dict(data="sp500", train_start="2010-01-01", test_start="2018-01-01", preset="quick")
-
-
-def cost_option(command: Callable) -> Callable:
-    return click.option(
-        "--cost-bps",
-        type=click.FloatRange(min=0),
-        default=5.0,
-        show_default=True,
-        help="Cost in basis points of every buy and every sell in the long-or-flat diagnostic (close target).",
-    )(command)
-
-
-def allow_gaps_option(command: Callable) -> Callable:
-    return click.option(
-        "--allow-gaps",
-        is_flag=True,
-        help="Accept data where more than 5% of rows needed repair (filled, widened or dropped).",
-    )(command)
-
-
-def network_options(command: Callable) -> Callable:
-    """Options shared by every command that trains a model; each overrides the preset's value."""
-    options = [
-        click.option(
-            "--preset",
-            type=click.Choice(sorted(PRESETS)),
-            help="Start from a named set of settings; explicit options override it.",
-        ),
-        click.option("--window", type=click.IntRange(min=1), help="Days of history per input window.  [default: 60]"),
-        click.option("--layers", type=click.IntRange(min=1), help="Stacked recurrent layers.  [default: 4]"),
-        click.option("--units", type=click.IntRange(min=1), help="Units per recurrent layer.  [default: 50]"),
-        click.option(
-            "--dropout",
-            type=click.FloatRange(0, 1, max_open=True),
-            help="Dropout after each recurrent layer.  [default: 0.2]",
-        ),
-        click.option("--epochs", type=click.IntRange(min=1), help="Training epochs.  [default: 50]"),
-        click.option("--batch-size", type=click.IntRange(min=1), help="Windows per mini-batch.  [default: 32]"),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate.  [default: 0.001]"),
-        click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd"]), help="Optimiser.  [default: adam]"),
-        click.option(
-            "--horizon",
-            type=click.IntRange(min=1),
-            default=1,
-            show_default=True,
-            help="Trading days ahead to forecast (one output per step).",
-        ),
-        click.option(
-            "--seed",
-            type=int,
-            default=0,
-            show_default=True,
-            help="Seeds Python, NumPy and torch: same seed, same numbers.",
-        ),
-        click.option(
-            "--device", default="auto", show_default=True, help="auto (CUDA when present, else CPU), cpu or cuda."
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -212,20 +139,6 @@ def safe_name(ticker: str) -> str:
     return re.sub(r"[^\w.\-^=]", "_", ticker).lstrip(".") or "ticker"
 
 
-def new_progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description:<6}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("epochs  loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=quiet,
-        transient=False,
-    )
-
-
 def evaluate_one(prices: Prices, configs: dict, spans: dict, settings: dict, quiet: bool) -> Evaluation:
     """Fit and score fresh models on one ticker; marks the run interrupted after a first Ctrl-C."""
     started = time.perf_counter()
@@ -235,7 +148,7 @@ def evaluate_one(prices: Prices, configs: dict, spans: dict, settings: dict, qui
         callback = None
         if name in NETWORKS:
             task = progress.add_task(name, total=config.epochs * config.ensemble, loss="-")
-            callback = _epoch_callback(progress, task, config.epochs)
+            callback = epoch_callback(progress, task, config.epochs)
         models.append(make_forecaster(name, config, callback))
     with progress:
         evaluation = evaluate(prices, models, settings=settings, **spans)
@@ -300,17 +213,7 @@ def backtest_command(
     out = Path(out) if out else Path("runs") / f"backtest-{prices.name}-{target}"
     print_data(console, prices)
     started = time.perf_counter()
-    progress = Progress(
-        TextColumn("folds"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=quiet,
-    )
+    progress = fold_progress(quiet)
     task = progress.add_task("folds", total=None, last="")
 
     def on_fold(done: int, total: int, fold: dict | None) -> None:
@@ -371,7 +274,7 @@ def fit_command(source, target, model_name, train_start, train_end, save_dir, al
     callback = None
     if model_name in NETWORKS:
         task = progress.add_task(model_name, total=config.epochs * config.ensemble, loss="-")
-        callback = _epoch_callback(progress, task, config.epochs)
+        callback = epoch_callback(progress, task, config.epochs)
     model = make_forecaster(model_name, config, callback)
     with progress:
         model.fit(prices, train_start=start, train_end=end)
@@ -424,17 +327,6 @@ def _day(value: str | None, option: str) -> pd.Timestamp | None:
         return pd.Timestamp(value).normalize()
     except (ValueError, TypeError):
         raise ConfigError(f"{option} '{value}' is not a date (use YYYY-MM-DD)") from None
-
-
-def _epoch_callback(progress: Progress, task, epochs: int) -> Callable[[EpochInfo], None]:
-    """Advance the model's bar one epoch (to the member's end on early stopping), show the loss."""
-
-    def on_epoch(info: EpochInfo) -> None:
-        done = (info.member + 1) * epochs if info.last else info.member * epochs + info.epoch
-        shown = f"{info.loss:.3g}" + ("" if info.val_loss is None else f"  val {info.val_loss:.3g}")
-        progress.update(task, completed=done, loss=shown)
-
-    return on_epoch
 
 
 def _first_ctrl_c() -> None:

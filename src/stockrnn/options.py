@@ -1,0 +1,92 @@
+"""Command-line options shared by several commands; the help shows the defaults of ModelConfig."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from .config import OPTIMIZERS, PRESETS, ModelConfig
+
+DEFAULTS = ModelConfig()
+DATA_HELP = "A CSV or Parquet file, a folder of them (one ticker per file), sp500, nasdaq or yahoo:TICKER."
+ONE_SOURCE_HELP = "A CSV or Parquet file, sp500, nasdaq or yahoo:TICKER."
+
+
+def cost_option(command: Callable) -> Callable:
+    return click.option(
+        "--cost-bps",
+        type=click.FloatRange(min=0),
+        default=5.0,
+        show_default=True,
+        help="Cost in basis points of every buy and every sell in the long-or-flat diagnostic (close target).",
+    )(command)
+
+
+def allow_gaps_option(command: Callable) -> Callable:
+    return click.option(
+        "--allow-gaps",
+        is_flag=True,
+        help="Accept data where more than 5% of rows needed repair (filled, widened or dropped).",
+    )(command)
+
+
+def network_options(command: Callable) -> Callable:
+    """Options shared by every command that trains a model; each overrides the preset's value."""
+    options = [
+        click.option(
+            "--preset",
+            type=click.Choice(sorted(PRESETS)),
+            help="Start from a named set of settings; explicit options override it.",
+        ),
+        click.option(
+            "--window",
+            type=click.IntRange(min=1),
+            help=f"Days of history per input window.  [default: {DEFAULTS.window}]",
+        ),
+        click.option(
+            "--layers", type=click.IntRange(min=1), help=f"Stacked recurrent layers.  [default: {DEFAULTS.layers}]"
+        ),
+        click.option(
+            "--units", type=click.IntRange(min=1), help=f"Units per recurrent layer.  [default: {DEFAULTS.units}]"
+        ),
+        click.option(
+            "--dropout",
+            type=click.FloatRange(0, 1, max_open=True),
+            help=f"Dropout after each recurrent layer.  [default: {DEFAULTS.dropout}]",
+        ),
+        click.option(
+            "--epochs",
+            type=click.IntRange(min=1),
+            help=f"Most training epochs (early stopping may end sooner).  [default: {DEFAULTS.epochs}]",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            help=f"Windows per mini-batch.  [default: {DEFAULTS.batch_size}]",
+        ),
+        click.option(
+            "--lr", type=click.FloatRange(min=0, min_open=True), help=f"Learning rate.  [default: {DEFAULTS.lr:g}]"
+        ),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), help=f"Optimiser.  [default: {DEFAULTS.optimizer}]"),
+        click.option(
+            "--horizon",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Trading days ahead to forecast (one output per step).",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Seeds Python, NumPy and torch: same seed, same numbers.",
+        ),
+        click.option(
+            "--device", default="auto", show_default=True, help="auto (CUDA when present, else CPU), cpu or cuda."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
