@@ -5,8 +5,11 @@ VENV ?= .venv
 # e.g. `make demo TORCH_SPEC='torch==2.5.1'`.
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
+# The Keras side of `bench/speed.py --vs keras` lives in its own environment; never a package dependency.
+KERAS_VENV ?= .venv-keras
+KERAS_SPEC ?= tensorflow-cpu==2.21.0 keras==3.15.1
 
-.PHONY: demo test reference accuracy tune clean
+.PHONY: demo test reference accuracy tune speed bench-setup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,5 +41,17 @@ accuracy: $(VENV)/.installed
 tune: $(VENV)/.installed
 	$(BIN)/python bench/tune.py
 
+# Speed against Keras 3 on TensorFlow (CPU), side by side in one run.
+$(KERAS_VENV)/.installed:
+	$(PYTHON) -m venv $(KERAS_VENV)
+	$(KERAS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(KERAS_VENV)/bin/python -m pip install --quiet $(KERAS_SPEC)
+	touch $@
+
+bench-setup: $(VENV)/.installed $(KERAS_VENV)/.installed
+
+speed: bench-setup
+	$(BIN)/python bench/speed.py --vs keras
+
 clean:
-	rm -rf $(VENV) runs build src/*.egg-info
+	rm -rf $(VENV) $(KERAS_VENV) runs build src/*.egg-info

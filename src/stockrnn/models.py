@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .recurrent import stack_forward
+
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
@@ -30,6 +32,13 @@ class RecurrentNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (batch, window, n_inputs)
+        if torch.is_grad_enabled() and not x.is_cuda:
+            # Training on a CPU: the whole stack as one function with a hand-written backward
+            # pass (recurrent.py), several times faster than autograd through nn.LSTM/nn.GRU.
+            p = self.dropouts[0].p if self.training else 0.0
+            last = stack_forward(self.cell, x, self.recurrent, p)  # (batch, units)
+            return self.head(self.dropouts[-1](last))  # (batch, horizon)
+        # Inference (no autograd to record) and CUDA (cuDNN): torch's own recurrent modules.
         for rnn, drop in zip(self.recurrent, self.dropouts, strict=True):
             x, _ = rnn(x)  # (batch, window, units)
             x = drop(x)  # (batch, window, units)

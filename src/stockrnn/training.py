@@ -37,11 +37,12 @@ def seed_everything(seed: int) -> None:
 
 def make_optimizer(params, config: ModelConfig) -> torch.optim.Optimizer:
     """Adam, RMSprop or SGD; RMSprop and SGD with the Keras defaults the reference recipe used."""
+    # foreach: one multi-tensor operation per step instead of a Python loop over the parameters.
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr)
+        return torch.optim.Adam(params, lr=config.lr, foreach=True)
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=config.lr, alpha=0.9, eps=1e-7)
-    return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=False)
+        return torch.optim.RMSprop(params, lr=config.lr, alpha=0.9, eps=1e-7, foreach=True)
+    return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=False, foreach=True)
 
 
 @dataclass(frozen=True)

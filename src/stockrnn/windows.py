@@ -49,6 +49,22 @@ class WindowDataset(torch.utils.data.Dataset):
         # (rows - window + 1, features, window): a strided view, not a copy of every window.
         self._view = self.inputs.unfold(0, window, 1)
 
+    @classmethod
+    def panel(cls, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], window: int) -> WindowDataset:
+        """Windows over many series at once (a panel of tickers) from (inputs, targets, origins)
+        per series: the series are stacked into one array and each one's origins shifted by its
+        offset, so windows stay views and none crosses from one series into the next."""
+        offsets = np.cumsum([0] + [len(inputs) for inputs, _, _ in parts[:-1]])
+        for inputs, _, origins in parts:
+            if len(origins) and (origins.min() < window - 1 or origins.max() >= len(inputs)):
+                raise ValueError("window origins out of range")
+        return cls(
+            np.concatenate([np.asarray(inputs, dtype=np.float32) for inputs, _, _ in parts]),
+            np.concatenate([targets for _, targets, _ in parts]),
+            np.concatenate([origins + offset for (_, _, origins), offset in zip(parts, offsets, strict=True)]),
+            window,
+        )
+
     def __len__(self) -> int:
         return len(self.origins)
 
