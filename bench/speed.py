@@ -53,10 +53,25 @@ def reference_config(cell: str, seed: int, epochs: int):
     return model_config(cell, "reference", target="high", seed=seed, epochs=epochs)
 
 
-def worker_train(cell: str, epochs: int, seed: int) -> dict:
+def use_torch_modules() -> None:
+    """The baseline: train through torch's own nn.LSTM / nn.GRU (autograd through every step),
+    which is what the network did before the fused stack, everything else unchanged."""
+    from stockrnn.models import RecurrentNet
+
+    def forward(self, x):
+        for rnn, drop in zip(self.recurrent, self.dropouts, strict=True):
+            x = drop(rnn(x)[0])
+        return self.head(x[:, -1])
+
+    RecurrentNet.forward = forward
+
+
+def worker_train(cell: str, epochs: int, seed: int, impl: str = "fused") -> dict:
     """Train the reference configuration through the library, timing every epoch."""
     from stockrnn import NetworkForecaster, load_prices
 
+    if impl == "nn":
+        use_torch_modules()
     prices = load_prices(IBM)
     stamps: list[float] = []
     model = NetworkForecaster(
@@ -105,10 +120,9 @@ def run_worker(args: list[str], python: Path | str = sys.executable, threads: in
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def ours(cell: str, epochs: int, seed: int, threads: int) -> dict:
-    return run_worker(
-        [__file__, "--worker", "train", "--cell", cell, "--epochs", str(epochs), "--seed", str(seed)], threads=threads
-    )
+def ours(cell: str, epochs: int, seed: int, threads: int, impl: str = "fused") -> dict:
+    args = ["--cell", cell, "--epochs", str(epochs), "--seed", str(seed), "--impl", impl]
+    return run_worker([__file__, "--worker", "train", *args], threads=threads)
 
 
 def keras(cell: str, epochs: int, seed: int, threads: int, windows: Path) -> dict:
@@ -199,6 +213,9 @@ def section_training(args, windows: Path | None) -> dict:
         for r in range(args.rounds):
             mine = ours(cell, args.epochs, r, args.threads)
             row = {"stockrnn_s": summarise_epochs(mine["epoch_seconds"]), "stockrnn_mb": mine["peak_mb"]}
+            row["torch_nn_s"] = summarise_epochs(ours(cell, args.epochs, r, args.threads, "nn")["epoch_seconds"])
+            if args.threads != 1:
+                row["stockrnn_1thread_s"] = summarise_epochs(ours(cell, args.epochs, r, 1)["epoch_seconds"])
             if windows is not None:
                 theirs = keras(cell, args.epochs, r, args.threads, windows)
                 row.update(keras_s=summarise_epochs(theirs["epoch_seconds"]), keras_mb=theirs["peak_mb"])
@@ -216,7 +233,10 @@ def section_training(args, windows: Path | None) -> dict:
             "gflop_per_epoch": flops / 1e9,
             "gflops": flops / per_epoch / 1e9,
             "peak_mb": max(r["stockrnn_mb"] for r in runs),
+            "torch_nn_seconds_per_epoch": statistics.median(r["torch_nn_s"] for r in runs),
         }
+        if args.threads != 1:
+            entry["one_thread_seconds_per_epoch"] = statistics.median(r["stockrnn_1thread_s"] for r in runs)
         if windows is not None:
             ratios = [r["ratio"] for r in runs]
             entry.update(ratio_median=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios))
@@ -303,6 +323,44 @@ def section_inference() -> dict:
     return out
 
 
+def section_profile(windows: Path, batches: int = 20) -> dict:
+    """Where a training batch of the reference configuration spends its time, by operation."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from stockrnn.models import RecurrentNet
+    from stockrnn.training import make_optimizer
+
+    data = np.load(windows)
+    x, y = torch.as_tensor(data["x"]), torch.as_tensor(data["y"])
+    out = {}
+    for cell in CELLS:
+        torch.manual_seed(0)
+        net = RecurrentNet(cell, 1, 50, 4, 0.2)
+        optimizer = make_optimizer(net.parameters(), reference_config(cell, 0, 50))
+
+        def step(i: int, net=net, optimizer=optimizer) -> None:
+            xb, yb = x[32 * i : 32 * i + 32], y[32 * i : 32 * i + 32]
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.mse_loss(net(xb), yb).backward()
+            optimizer.step()
+
+        for i in range(5):
+            step(i)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for i in range(batches):
+                step(i)
+        events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in events)
+        out[cell] = {
+            "ms_per_batch": total / batches / 1000,
+            "top": [
+                {"name": e.key, "ms_per_batch": e.self_cpu_time_total / batches / 1000, "calls": e.count / batches}
+                for e in events[:10]
+            ],
+        }
+    return out
+
+
 def section_memory() -> dict:
     return run_worker([__file__, "--worker", "memory"])
 
@@ -324,8 +382,8 @@ def render(results: dict) -> str:
             "",
         ]
         keras_on = "keras" in training
-        head = "| cell | s/epoch | windows/s | 50 epochs | GFLOP/s | peak MB |"
-        rule = "|---|---:|---:|---:|---:|---:|"
+        head = "| cell | s/epoch | windows/s | 50 epochs | GFLOP/s | peak MB | nn.LSTM/GRU s/epoch |"
+        rule = "|---|---:|---:|---:|---:|---:|---:|"
         if keras_on:
             head += " Keras s/epoch | Keras peak MB | speed-up (median, min-max) |"
             rule += "---:|---:|---|"
@@ -333,7 +391,8 @@ def render(results: dict) -> str:
         for cell, e in training["cells"].items():
             row = (
                 f"| {cell.upper()} | {e['seconds_per_epoch']:.2f} | {e['windows_per_second']:.0f} | "
-                f"{e['seconds_50_epochs']:.0f} s | {e['gflops']:.1f} | {e['peak_mb']:.0f} |"
+                f"{e['seconds_50_epochs']:.0f} s | {e['gflops']:.1f} | {e['peak_mb']:.0f} | "
+                f"{e['torch_nn_seconds_per_epoch']:.2f} |"
             )
             if keras_on:
                 row += (
@@ -346,12 +405,24 @@ def render(results: dict) -> str:
                 "",
                 f"Keras side: {training['keras']}, same windows, same thread count, alternating with stockrnn.",
             ]
-            lines += ["", "Per round (s/epoch):", ""]
+            lines += ["", "Per round, stockrnn vs Keras s/epoch (ratio):", ""]
             for cell, e in training["cells"].items():
                 rounds = "; ".join(
                     f"{r['stockrnn_s']:.2f} vs {r['keras_s']:.2f} ({r['ratio']:.2f}x)" for r in e["runs"]
                 )
                 lines.append(f"- {cell.upper()}: {rounds}")
+            met = all(e["ratio_median"] >= 3 for e in training["cells"].values())
+            lines += ["", f"Floor, at least 3x Keras for both cells (median ratio): **{'met' if met else 'missed'}**."]
+        lines += [
+            "",
+            "nn.LSTM/GRU: the same training through torch's own modules (autograd through every time"
+            " step), as the network ran before the fused stack, measured in the same rounds.",
+        ]
+        if any("one_thread_seconds_per_epoch" in e for e in training["cells"].values()):
+            one = ", ".join(
+                f"{c.upper()} {e['one_thread_seconds_per_epoch']:.2f}" for c, e in training["cells"].items()
+            )
+            lines.append(f"stockrnn with one thread instead of {training['threads']}, s/epoch: {one}.")
         lines += [
             "",
             "Achieved GFLOP/s counts the multiply-adds of the recurrent layers, forward and backward "
@@ -382,7 +453,33 @@ def render(results: dict) -> str:
                 f"| {cell.upper()} | {ours_s} | {e['stockrnn_mean']:.3f} | {theirs} | {e['keras_mean']:.3f} "
                 f"| {e['ratio']:.3f} |"
             )
-        lines.append("")
+        met = all(e["ratio"] <= 1.05 for e in accuracy["cells"].values())
+        lines += [
+            "",
+            "Each run one process with one thread, two at a time. Floor, stockrnn's mean RMSE at most Keras's"
+            f" mean + 5%: **{'met' if met else 'missed'}**. Command: `{accuracy.get('command', '')}`.",
+            "",
+        ]
+    profiled = results.get("profile")
+    if profiled:
+        lines += [
+            "## Where a training batch goes",
+            "",
+            "torch.profiler over 20 batches of the reference configuration (self time per batch, the"
+            " profiler's own overhead included). `_Stack` and `_StackBackward` are the Python wave loops"
+            " themselves; `aten::bmm` the matrix multiplies; the rest the element-wise gate arithmetic,"
+            " dropout masks and the optimiser.",
+            "",
+        ]
+        for cell, e in profiled.items():
+            lines += [
+                f"{cell.upper()}: {e['ms_per_batch']:.1f} ms per batch",
+                "",
+                "| operation | ms/batch | calls/batch |",
+            ]
+            lines += ["|---|---:|---:|"]
+            lines += [f"| `{t['name']}` | {t['ms_per_batch']:.2f} | {t['calls']:.0f} |" for t in e["top"]]
+            lines.append("")
     defaults = results.get("defaults")
     if defaults:
         lines += [
@@ -421,7 +518,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vs", choices=("keras",), help="train Keras side by side (needs make bench-setup)")
     parser.add_argument("--accuracy", action="store_true", help="also the 50-epoch RMSE, seeds 0,1,2, both sides")
-    parser.add_argument("--sections", default="training,defaults,inference,memory")
+    parser.add_argument("--sections", default="training,profile,defaults,inference,memory")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per timed run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs per cell")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -430,10 +527,11 @@ def main() -> int:
     parser.add_argument("--worker", choices=("train", "memory"), help=argparse.SUPPRESS)
     parser.add_argument("--cell", default="lstm", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--impl", choices=("fused", "nn"), default="fused", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker == "train":
-        print(json.dumps(worker_train(args.cell, args.epochs, args.seed)))
+        print(json.dumps(worker_train(args.cell, args.epochs, args.seed, args.impl)))
         return 0
     if args.worker == "memory":
         print(json.dumps(worker_memory(500, 5000, 5, 60, 256)))
@@ -462,6 +560,9 @@ def main() -> int:
         if "training" in sections:
             print("training (reference configuration)", flush=True)
             results["training"] = section_training(args, windows if args.vs == "keras" else None)
+        if "profile" in sections:
+            print("profile", flush=True)
+            results["profile"] = section_profile(windows)
         if args.accuracy:
             print("accuracy (50 epochs, seeds 0, 1, 2)", flush=True)
             results["accuracy"] = section_accuracy(args, windows, scaling, actual)
@@ -473,6 +574,9 @@ def main() -> int:
     if "memory" in sections:
         print("memory", flush=True)
         results["memory"] = section_memory()
+    for name in sections + (["accuracy"] if args.accuracy else []):
+        if name in results:  # each section keeps the command that produced it
+            results[name]["command"] = results["command"]
     path.write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "speed.md").write_text(render(results))
     print(render(results))

@@ -11,10 +11,11 @@ the waves in reverse with the gate derivatives written out, and the weight gradi
 wave come from one batched multiply at the end.
 
 The result matches `nn.LSTM`/`nn.GRU` with the same parameters (tests compare outputs and
-gradients to 1e-5). Buffers are wave-major and feature-major, `(waves, layers, features,
-batch)`, so each wave reads and writes contiguous blocks, and each gate is one block. They live
-in a workspace that is reused from batch to batch with every per-wave view made once: a view
-costs about as much as a small operation, and there are thousands per batch.
+gradients). Buffers put features before the batch, so each gate of a layer is one contiguous
+block; the layer inputs `z` and the gate gradients are layer-major, so that the final weight
+gradient reads them in place, the rest wave-major. They live in a workspace reused from batch
+to batch with every per-wave view made once: a view costs about as much as a small operation,
+and there would be thousands per batch.
 """
 
 from __future__ import annotations
