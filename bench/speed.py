@@ -457,7 +457,7 @@ def render(results: dict) -> str:
         lines += [
             "",
             "Each run one process with one thread, two at a time. Floor, stockrnn's mean RMSE at most Keras's"
-            f" mean + 5%: **{'met' if met else 'missed'}**. Command: `{accuracy.get('command', '')}`.",
+            f" mean + 5%: **{'met' if met else 'missed'}**. Command: `{accuracy.get('run_by', '')}`.",
             "",
         ]
     profiled = results.get("profile")
@@ -471,7 +471,7 @@ def render(results: dict) -> str:
             " dropout masks and the optimiser.",
             "",
         ]
-        for cell, e in profiled.items():
+        for cell, e in ((c, profiled[c]) for c in CELLS if c in profiled):
             lines += [
                 f"{cell.upper()}: {e['ms_per_batch']:.1f} ms per batch",
                 "",
@@ -576,7 +576,7 @@ def main() -> int:
         results["memory"] = section_memory()
     for name in sections + (["accuracy"] if args.accuracy else []):
         if name in results:  # each section keeps the command that produced it
-            results[name]["command"] = results["command"]
+            results[name]["run_by"] = results["command"]
     path.write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "speed.md").write_text(render(results))
     print(render(results))
