@@ -55,7 +55,11 @@ def main() -> None:
     seconds: list[float] = []
     model.fit(x, y, epochs=args.epochs, batch_size=32, verbose=0, callbacks=[Clock()])
     predicted = model.predict(x_test, batch_size=512, verbose=0)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:  # VmHWM: ru_maxrss of a vfork+exec child includes its parent's peak on Linux
+        with open("/proc/self/status") as f:
+            peak_mb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     versions = f"keras {keras.__version__}, tensorflow {tf.__version__}"
     print(
         json.dumps(

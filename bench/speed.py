@@ -44,7 +44,13 @@ GATES = {"lstm": 4, "gru": 3}
 
 # -- workers: each measurement runs in a fresh process, so peak memory is its own ------------------
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory. VmHWM, not ru_maxrss: a child started by vfork and
+    exec inherits its parent's ru_maxrss on Linux, so ru_maxrss would report the benchmark's."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def reference_config(cell: str, seed: int, epochs: int):
