@@ -132,6 +132,11 @@ def _scaler_from_state(state: dict) -> MinMaxScaler | StandardScaler:
     """Rebuild a fitted scaler from plain numbers (fitting on the two bounds, or setting moments)."""
     if state["kind"] == "minmax":
         return MinMaxScaler().fit(np.array([state["data_min"], state["data_max"]], dtype=float))
+    # The fitted moments are set, not refitted: fitting on (mean - scale, mean + scale) gives a
+    # mean and scale that differ from the saved ones in the last bit about half the time, and a
+    # loaded model would then not be the computation that was saved.
     mean, scale = np.asarray(state["mean"], dtype=float), np.asarray(state["scale"], dtype=float)
-    scaler = StandardScaler().fit(np.vstack([mean - scale, mean + scale]))  # same mean and scale
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_, scaler.var_ = mean, scale, scale**2
+    scaler.n_features_in_, scaler.n_samples_seen_ = len(mean), 2
     return scaler
