@@ -130,6 +130,7 @@ def test_reading_of_a_constructed_lstm() -> None:
     assert "carries what it saw earlier in the window forward" in text
     assert "input gate averages 0.50" in text
     assert "close_return moves it most" in text
+    assert "The last day carries" in text and "in a window of 5 days" in text  # window 5: "last 5 days" says nothing
     set_weights(model, forget=-6.0)
     assert "drops its memory" in " ".join(explain(model, PRICES).reading)
 
@@ -143,6 +144,15 @@ def test_reading_of_a_constructed_gru() -> None:
     set_weights(model, update=-6.0)
     text = " ".join(explain(model, PRICES).reading)
     assert "mostly replaces its state" in text and "close_return moves it most" in text
+
+
+def test_reading_names_the_step_and_the_baseline() -> None:
+    model = fitted("gru", ensemble=1, features="level", horizon=2, window=8)
+    e = explain(model, PRICES, step=2)
+    assert e.reading[0].startswith(f"GRU forecast of high for trading day 2 after {PRICES.index[-1]:%Y-%m-%d}")
+    assert "every input at its training minimum" in e.reading[0]
+    assert "The last 5 days carry" in e.reading[-1] and "in a window of 8 days" in e.reading[-1]
+    assert abs(e.gap) < 1e-3 * abs(e.output - e.baseline_output)
 
 
 def test_api_refuses_a_baseline_model() -> None:

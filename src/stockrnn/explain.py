@@ -31,6 +31,7 @@ from .models import RecurrentNet
 IG_STEPS = 128  # trapezoid intervals of the path integral
 GATES = {"lstm": ("input", "forget", "output", "cell"), "gru": ("update", "reset")}
 RECENT_DAYS = 5  # the "last days" the reading talks about
+BASELINES = {"relative": "every input at its training mean", "level": "every input at its training minimum"}
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Explanation:
     output: float  # the ensemble's forecast in model output units
     baseline_output: float
     step: int = 1  # which forecast step (of the model's horizon) is explained
+    baseline: str = "every input at its training mean"  # what the all-zeros scaled window means
     reading: list[str] = field(default_factory=list)
 
     @property
@@ -177,6 +179,7 @@ def explain(
         output=float(outputs[0, step - 1]),
         baseline_output=float(outputs[1, step - 1]),
         step=step,
+        baseline=BASELINES[model.features_.kind],
     )
     explanation.reading = reading(explanation)
     return explanation
@@ -234,9 +237,10 @@ def attributions_frame(values: np.ndarray, inputs: np.ndarray, dates: pd.Datetim
 def reading(e: Explanation) -> list[str]:
     """A few sentences from the numbers: what the gates did over the last days, and which
     inputs and days moved the forecast away from the baseline window's forecast."""
+    day = "the trading day" if e.step == 1 else f"trading day {e.step}"
     lines = [
-        f"{e.model.upper()} forecast of {e.target} for the trading day after {e.date:%Y-%m-%d}: "
-        f"{e.forecast:.4g} (the baseline window, every input at its training level, gives {e.baseline_forecast:.4g})."
+        f"{e.model.upper()} forecast of {e.target} for {day} after {e.date:%Y-%m-%d}: {e.forecast:.4g} "
+        f"(the baseline window, {e.baseline}, gives {e.baseline_forecast:.4g})."
     ]
     means = e.gate_means()
     recent = means.iloc[-RECENT_DAYS:]
@@ -284,15 +288,17 @@ def _attribution_sentences(e: Explanation) -> list[str]:
     lead = by_feature.abs().idxmax()
     top = table.loc[table["attribution"].abs().idxmax()]
     total = float(table["attribution"].abs().sum())
-    recent = table["date"] >= sorted(table["date"].unique())[-RECENT_DAYS:][0]
+    dates = sorted(table["date"].unique())
+    days = RECENT_DAYS if len(dates) > RECENT_DAYS else 1  # "the last 5 of 5 days" would say nothing
+    recent = table["date"] >= dates[-days]
     share = float(table.loc[recent, "attribution"].abs().sum()) / total if total > 0 else 0.0
-    days = table.loc[recent, "date"].nunique()
+    span = f"The last {days} days carry" if days > 1 else "The last day carries"
     return [
         f"Against the baseline window the forecast is {'higher' if difference >= 0 else 'lower'} by "
         f"{abs(difference):.3g} model units; {lead} moves it most, {_signed(by_feature[lead])} summed over the window.",
         f"The largest single input-day is {top['feature']} on {top['date']:%Y-%m-%d}, which pushes the forecast "
         f"{'up' if top['attribution'] > 0 else 'down'} ({_signed(top['attribution'])}).",
-        f"The last {days} days carry {share:.0%} of all attribution (by absolute size).",
+        f"{span} {share:.0%} of all attribution (by absolute size), in a window of {len(dates)} days.",
     ]
 
 

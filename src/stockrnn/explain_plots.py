@@ -96,9 +96,14 @@ def explain_section(e: Explanation, png: bytes) -> str:
     note = (
         "Gates: ensemble member {member}, recomputed step by step from the saved weights (equal to torch's "
         "own forward pass). Attributions: integrated gradients of the ensemble's forecast in model output units, "
-        "against the all-zeros window in scaled input space (every input at its training level); they sum to "
+        "against the all-zeros window in scaled input space ({baseline}); they sum to "
         "{total:+.4g}, the forecast's difference from the baseline's ({difference:+.4g})."
-    ).format(member=e.member, total=e.attributions["attribution"].sum(), difference=e.output - e.baseline_output)
+    ).format(
+        member=e.member,
+        baseline=e.baseline,
+        total=e.attributions["attribution"].sum(),
+        difference=e.output - e.baseline_output,
+    )
     return (
         '<section id="explain">\n'
         f"  <h2>Inside the {html.escape(e.model.upper())}: the window ending {e.date:%Y-%m-%d}</h2>\n"
