@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .explain import Explanation  # noqa: E402
 
@@ -26,7 +27,7 @@ def explain_figure(e: Explanation, title: str = "") -> Figure:
     names = list(dict.fromkeys(e.gates["gate"]))
     dates = pd.DatetimeIndex(sorted(e.gates["date"].unique()))
     ncols = len(names)
-    fig = plt.figure(figsize=(3.4 * ncols + 1.5, 2.6 * len(layers) + 3.6), dpi=100, layout="constrained")
+    fig = plt.figure(figsize=(max(3.4 * ncols + 1.5, 10.0), 2.6 * len(layers) + 3.6), dpi=100, layout="constrained")
     grid = fig.add_gridspec(len(layers) + 1, ncols, height_ratios=[1.0] * len(layers) + [1.3])
     for row, layer in enumerate(layers):
         for col, name in enumerate(names):
@@ -43,6 +44,7 @@ def explain_figure(e: Explanation, title: str = "") -> Figure:
             fig.colorbar(image, ax=ax, fraction=0.06, pad=0.02)
             ax.set_title(f"layer {layer}: {name}" + (" state" if name == "cell" else " gate"), fontsize=9)
             ax.set_ylabel("unit", fontsize=8)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             _date_axis(ax, dates)
     half = max(1, ncols // 2)
     means = e.gate_means()
@@ -61,8 +63,8 @@ def explain_figure(e: Explanation, title: str = "") -> Figure:
     fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02, label="model units")
     ax.set_yticks(np.arange(len(matrix)), matrix.index, fontsize=7)
     ax.set_title(
-        f"integrated gradients of the forecast (sum {e.attributions['attribution'].sum():+.3g} "
-        f"= forecast - baseline {e.output - e.baseline_output:+.3g})",
+        f"integrated gradients of the forecast, features x days\n(sum {e.attributions['attribution'].sum():+.3g}"
+        f" = forecast - baseline forecast {e.output - e.baseline_output:+.3g})",
         fontsize=9,
     )
     _date_axis(ax, dates)
