@@ -6,12 +6,14 @@ from .config import ModelConfig, model_config  # noqa: E402
 from .data import Prices, load_prices  # noqa: E402
 from .errors import ConfigError, DataError, StockrnnError, TrainingError  # noqa: E402
 from .evaluate import Evaluation, evaluate  # noqa: E402
+from .explain import Explanation, explain  # noqa: E402
 from .forecaster import Forecaster, NetworkForecaster, Persistence, RidgeForecaster, load, make_forecaster  # noqa: E402
 
 __all__ = [
     "ConfigError",
     "DataError",
     "Evaluation",
+    "Explanation",
     "Forecaster",
     "ModelConfig",
     "NetworkForecaster",
@@ -22,6 +24,7 @@ __all__ = [
     "TrainingError",
     "__version__",
     "evaluate",
+    "explain",
     "load",
     "load_prices",
     "make_forecaster",

@@ -333,6 +333,11 @@ def _first_ctrl_c() -> None:
     print("stockrnn: stopping training after the current batch (Ctrl-C again to quit now)", file=sys.stderr)
 
 
+from .explain_command import explain_command  # noqa: E402
+
+cli.add_command(explain_command)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr and the documented exit code for every failure."""
     try:

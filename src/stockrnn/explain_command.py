@@ -1,0 +1,66 @@
+"""`stockrnn explain`: the gates and attributions of a saved LSTM/GRU for one window, as files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import ONE_SOURCE_HELP, allow_gaps_option
+
+
+@click.command("explain")
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--data", "source", required=True, help=ONE_SOURCE_HELP)
+@click.option(
+    "--date", "day", help="Last day of the window, YYYY-MM-DD (the last row on or before it).  [default: the last row]"
+)
+@click.option(
+    "--member", type=click.IntRange(min=0), default=0, show_default=True, help="Ensemble member whose gates are shown."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Output folder.  [default: runs/explain/<data>-<model>]",
+)
+@allow_gaps_option
+def explain_command(model_dir, source, day, member, out, allow_gaps) -> None:
+    """Run the LSTM or GRU saved in MODEL_DIR over the window of --data that ends at --date, and
+    write its gates at every step (gates.csv), which inputs and days its forecast rests on
+    (attributions.csv: integrated gradients against the window of training means), explain.png,
+    explain_section.html (for report.html) and report.html; print a plain-language reading."""
+    from .data import load_prices
+    from .errors import ConfigError
+    from .explain import explain
+    from .explain_plots import explain_figure, explain_section, png_bytes, report_page
+    from .files import atomic_dir
+    from .forecaster import load
+    from .progress import output_console
+
+    model = load(model_dir)
+    if Path(str(source)).is_dir():
+        raise ConfigError(f"{source}: is a folder; explain takes one price file")
+    prices = load_prices(source, allow_gaps=allow_gaps)
+    explanation = explain(model, prices, day, member=member)
+    out = Path(out) if out else Path("runs") / "explain" / f"{prices.name}-{model.name}"
+    png = png_bytes(explain_figure(explanation, f"{prices.name}: " + _title(explanation)))
+    section = explain_section(explanation, png)
+    with atomic_dir(out) as tmp:
+        (tmp / "explain.png").write_bytes(png)
+        explanation.gates.to_csv(tmp / "gates.csv", index=False, date_format="%Y-%m-%d", float_format="%.6g")
+        explanation.attributions.to_csv(
+            tmp / "attributions.csv", index=False, date_format="%Y-%m-%d", float_format="%.6g"
+        )
+        (tmp / "explain_section.html").write_text(section)
+        (tmp / "report.html").write_text(report_page(f"stockrnn explain: {prices.name}", section))
+    console = output_console()
+    for line in explanation.reading:
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(f"Outputs in [bold]{out}[/]: explain.png, gates.csv, attributions.csv, report.html")
+
+
+def _title(e) -> str:
+    return (
+        f"{e.model.upper()} window ending {e.date:%Y-%m-%d} (gates of member {e.member}): "
+        f"forecast of {e.target} {e.forecast:.4g}, baseline window {e.baseline_forecast:.4g}"
+    )
