@@ -12,7 +12,7 @@ import pandas as pd
 from .config import ModelConfig
 from .data import Prices, as_prices
 from .errors import ConfigError
-from .forecaster import Forecaster, Persistence, make_forecaster, versions
+from .forecaster import Forecaster, Persistence, RidgeForecaster, make_forecaster, versions
 from .metrics import coverage, score
 from .trading import NOTE, buy_and_hold, long_or_flat
 from .windows import position
@@ -21,6 +21,17 @@ DEFAULT_TEST_ROWS = 252
 SIGNIFICANCE = 0.05
 BANDS = ("lo80", "hi80", "lo95", "hi95")
 DEFAULT_COST_BPS = 5.0
+# Too few scored test days: a Diebold-Mariano test on fewer than about 60 daily errors has little
+# power and its small-sample p-value rests on a handful of large errors.
+MIN_TEST_DAYS = 60
+# Too few training windows: a network of the default size has about 5k weights, and with fewer
+# than 500 windows its 10% validation tail (early stopping, interval calibration) holds under 50.
+MIN_NETWORK_WINDOWS = 500
+# Ridge fits window x inputs coefficients (about 60) and picks its penalty on a 20% tail: under
+# 100 windows that tail holds under 20 and the penalty is a guess.
+MIN_RIDGE_WINDOWS = 100
+# A split-conformal 95% interval needs ceil((n + 1) 0.95) <= n calibration scores: n >= 19.
+MIN_CALIBRATION = 19
 
 
 @dataclass
@@ -58,23 +69,71 @@ class Evaluation:
         return rows.set_axis(list(BANDS), axis=1)
 
     def verdict(self, name: str) -> str:
-        """In words: does this model beat persistence (lower RMSE), and is it significant at 5%?"""
+        """In words, for every step: does this model beat persistence (lower RMSE), is it
+        significant at 5%, can the data carry the claim, and does the forecast only trail the price?
+        The one place the verdict is worded (tables and reports use it)."""
         m = self.metrics["models"][name]
         if name == "persistence":
-            return "the naive benchmark"
-        if m["skill"] is None:
-            return "no verdict"
-        beats = m["skill"] > 0
-        words = "beats persistence" if beats else "loses to persistence"
-        if m["dm_pvalue"] is None:
-            words += " (no test possible)"
-        elif m["dm_pvalue"] < SIGNIFICANCE:
-            words += f", significant at 5% (p={m['dm_pvalue']:.3f})"
-        else:
-            words += f", not significant at 5% (p={m['dm_pvalue']:.2f})"
-        if m["best_lag"] is not None and m["best_lag"] >= 1:
-            words += "; follows the price"
+            return "the benchmark: repeats the last value"
+        words = skill_words(m.get("by_step") or [{"step": 1, **m}])
+        data = self.metrics.get("data", {})
+        few = []
+        if data.get("short_test"):
+            few.append(f"only {data['scored_days']} test days")
+        if name in data.get("small_train", []):
+            few.append(f"only {data['train_windows'][name]} training windows")
+        if few:
+            words += f"; but {' and '.join(few)}: too few to trust"
+        if m.get("follows_price") and words != "no verdict":
+            words += "; follows the price (its predicted moves do not anticipate the real ones)"
         return words
+
+
+def skill_words(steps: list[dict]) -> str:
+    """'beats persistence, significant at 5% (p=0.001)' for one step; for several, the steps grouped
+    by outcome: 'beats persistence at steps 1-2 (significant at 5%, p<=0.010) but loses to it at
+    steps 3-5 (not significant, p>=0.21)'."""
+    if any(s["skill"] is None for s in steps):
+        return "no verdict"
+    if len(steps) == 1:
+        s = steps[0]
+        words = "beats persistence" if s["skill"] > 0 else "loses to persistence"
+        if s["dm_pvalue"] is None:
+            return words + " (no test possible)"
+        if s["dm_pvalue"] < SIGNIFICANCE:
+            return words + f", significant at 5% (p={s['dm_pvalue']:.3f})"
+        return words + f", not significant at 5% (p={s['dm_pvalue']:.2f})"
+
+    def outcome(s: dict) -> tuple[bool, bool | None]:
+        return s["skill"] > 0, None if s["dm_pvalue"] is None else s["dm_pvalue"] < SIGNIFICANCE
+
+    groups: list[list[dict]] = []
+    for s in steps:
+        if groups and outcome(groups[-1][-1]) == outcome(s):
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    parts = []
+    for i, group in enumerate(groups):
+        beats, significant = outcome(group[0])
+        first, last = group[0]["step"], group[-1]["step"]
+        where = f"step {first}" if first == last else f"steps {first}-{last}"
+        if len(groups) == 1:
+            where = f"every step {first}-{last}"
+        pvalues = [s["dm_pvalue"] for s in group]
+        if significant is None:
+            test = "no test possible"
+        elif significant:
+            test = f"significant at 5%, p{'=' if len(group) == 1 else '<='}{max(pvalues):.3f}"
+        else:
+            test = f"not significant, p{'=' if len(group) == 1 else '>='}{min(pvalues):.2f}"
+        if i == 0:
+            verb = "beats persistence" if beats else "loses to persistence"
+            parts.append(f"{verb} at {where} ({test})")
+        else:
+            joint = " but " if beats != outcome(groups[i - 1][0])[0] else ", "
+            parts.append(f"{joint}{'beats it' if beats else 'loses to it'} at {where} ({test})")
+    return "".join(parts)
 
 
 def evaluate(
@@ -113,37 +172,118 @@ def evaluate(
         forecasts[model.name] = model.rolling(prices, index[first], index[last])
 
     predictions = long_table(series, forecasts, first, last, horizon)
-    changed = prices.repairs.changed_dates(target)
+    run = {
+        "train_start": prices.frame.loc[train_start:].index[0].strftime("%Y-%m-%d"),
+        "train_end": train_end.strftime("%Y-%m-%d"),
+    }
+    rows = len(prices.frame.loc[train_start:train_end])
+    entries = {m.name: model_settings(m) for m in models}
+    metrics = run_metrics(prices, predictions, models, first, last, run, entries, rows, cost_bps, settings)
+    return Evaluation(predictions, metrics, names)
+
+
+def train_windows(rows: int, model: Forecaster) -> int:
+    """Training windows in `rows` rows (as the forecaster's `train_origins` counts them)."""
+    return max(0, rows - model.history - model.config.horizon + 1)
+
+
+def min_windows(model: Forecaster) -> int | None:
+    """The fewest training windows a fit of this kind is trusted on; None for persistence."""
+    if isinstance(model, Persistence):
+        return None
+    return MIN_RIDGE_WINDOWS if isinstance(model, RidgeForecaster) else MIN_NETWORK_WINDOWS
+
+
+def model_settings(model: Forecaster) -> dict:
+    """metrics.json's settings of one model: only the fields it uses, and ridge's fitted penalty."""
+    config = model.config.to_dict()
+    if isinstance(model, Persistence):
+        return {k: config[k] for k in ("target", "horizon")}
+    if isinstance(model, RidgeForecaster):
+        entry = {k: config[k] for k in ("target", "window", "horizon", "features", "val_fraction")}
+        if hasattr(model, "alpha_"):
+            entry["alpha"] = model.alpha_
+        return entry
+    return config
+
+
+def run_metrics(
+    prices: Prices,
+    predictions: pd.DataFrame,
+    models: list[Forecaster],
+    first: int,
+    last: int,
+    run: dict,
+    entries: dict,
+    train_rows: int,
+    cost_bps: float,
+    settings: dict | None,
+) -> dict:
+    """metrics.json for a long prediction table, shared by evaluate and backtest: scores, the data
+    (with warnings when the data are too few to trust), settings (`run` holds the command's own),
+    trading, versions. `train_rows`: the rows of the smallest training span."""
+    index = prices.index
+    target, horizon = models[0].config.target, models[0].config.horizon
+    names = [m.name for m in models]
     metrics_models, trading = score_models(prices, predictions, names, target, horizon, cost_bps)
-    metrics = {
+    changed = predictions["date"].isin(prices.repairs.changed_dates(target))
+    step1 = predictions["step"] == 1
+    windows = {m.name: train_windows(train_rows, m) for m in models if min_windows(m) is not None}
+    data = {
+        "source": prices.source,
+        "name": prices.name,
+        "target": target,
+        "rows": len(prices),
+        "first": f"{index[0]:%Y-%m-%d}",
+        "last": f"{index[-1]:%Y-%m-%d}",
+        "repairs": prices.repairs.to_dict(),
+        "test_days": last - first + 1,
+        "scored_days": int((step1 & ~changed).sum()),
+        "excluded_repaired": int((step1 & changed).sum()),
+        "train_windows": windows,
+        "small_train": [m.name for m in models if m.name in windows and windows[m.name] < min_windows(m)],
+    }
+    data["short_test"] = data["scored_days"] < MIN_TEST_DAYS
+    no_bands = [name for name in names if f"{name}_lo80" not in predictions]
+    data["warnings"] = data_warnings(data, models, no_bands)
+    return {
         "models": metrics_models,
-        "data": {
-            "source": prices.source,
-            "name": prices.name,
-            "target": target,
-            "rows": len(prices),
-            "first": index[0].strftime("%Y-%m-%d"),
-            "last": index[-1].strftime("%Y-%m-%d"),
-            "repairs": prices.repairs.to_dict(),
-            "test_days": last - first + 1,
-            "scored_days": int(((predictions["step"] == 1) & ~predictions["date"].isin(changed)).sum()),
-            "excluded_repaired": int(((predictions["step"] == 1) & predictions["date"].isin(changed)).sum()),
-        },
+        "data": data,
         "settings": {
-            "test_start": index[first].strftime("%Y-%m-%d"),
-            "test_end": index[last].strftime("%Y-%m-%d"),
-            "train_start": prices.frame.loc[train_start:].index[0].strftime("%Y-%m-%d"),
-            "train_end": train_end.strftime("%Y-%m-%d"),
+            "test_start": f"{index[first]:%Y-%m-%d}",
+            "test_end": f"{index[last]:%Y-%m-%d}",
+            **run,
             "horizon": horizon,
             "cost_bps": cost_bps,
             **(settings or {}),
-            "models": {m.name: m.config.to_dict() for m in models},
+            "models": entries,
         },
         "trading": trading,
         "versions": versions(),
         "interrupted": False,
     }
-    return Evaluation(predictions, metrics, names)
+
+
+def data_warnings(data: dict, models: list[Forecaster], no_bands: list[str]) -> list[str]:
+    """Short sentences for the table and metrics.json: what the data are too few to support."""
+    warnings = []
+    if data["short_test"]:
+        warnings.append(
+            f"only {data['scored_days']} test days scored (fewer than {MIN_TEST_DAYS}): the Diebold-Mariano "
+            "test has little power and its p-value is not to be trusted"
+        )
+    for model in models:
+        if model.name in data["small_train"]:
+            warnings.append(
+                f"{model.name} trained on only {data['train_windows'][model.name]} windows (fewer than "
+                f"{min_windows(model)}): too few to fit it reliably"
+            )
+    if no_bands:
+        warnings.append(
+            f"no intervals for {', '.join(no_bands)} (blank cov80/cov95): the calibration tail held fewer than "
+            f"{MIN_CALIBRATION} windows, the least a 95% interval needs"
+        )
+    return warnings
 
 
 def test_span(
@@ -218,8 +358,9 @@ def score_models(
     days = predictions[predictions["step"] == 1]  # every day: a strategy lives through repaired days too
     last_close = values[index.get_indexer(days["origin"])]
     close = days["actual"].to_numpy()
-    for name in names:
-        result[name]["trading"] = long_or_flat(last_close, close, days[name].to_numpy(), cost_bps)
+    for name in names:  # persistence never forecasts a rise, so never trades: no row of its own
+        trading_of = None if name == "persistence" else long_or_flat(last_close, close, days[name].to_numpy(), cost_bps)
+        result[name]["trading"] = trading_of
     trading = {
         "rule": "long-or-flat",
         "cost_bps": cost_bps,
