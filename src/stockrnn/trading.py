@@ -71,9 +71,10 @@ def sharpe_interval(returns: np.ndarray) -> tuple[float | None, float | None]:
 def random_timing(moves: np.ndarray, positions: np.ndarray) -> float | None:
     """Share of random long-or-flat schedules with the same number of days in the market whose
     Sharpe ratio before costs is at least the strategy's before costs: near 0 the timing is
-    better than chance, near 0.5 or above it is no better than picking the days at random."""
+    better than chance, near 0.5 or above it is no better than picking the days at random. None
+    for a strategy always in (or always out of) the market, which has no timing to judge."""
     positions = np.asarray(positions, dtype=float)
-    if len(positions) < MIN_DAYS or not positions.any():
+    if len(positions) < MIN_DAYS or positions.min() == positions.max():  # always in or out: no timing
         return None
     own = annual_sharpe(positions * moves)
     if not np.isfinite(own):
