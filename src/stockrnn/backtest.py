@@ -14,17 +14,9 @@ from . import interrupt
 from .config import model_config
 from .data import Prices, as_prices
 from .errors import ConfigError
-from .evaluate import (
-    DEFAULT_COST_BPS,
-    Evaluation,
-    long_table,
-    model_settings,
-    prepare_models,
-    run_metrics,
-    score_models,
-    test_span,
-)
+from .evaluate import DEFAULT_COST_BPS, Evaluation, long_table, prepare_models, test_span
 from .forecaster import Forecaster, RidgeForecaster, make_forecaster
+from .scoring import model_settings, run_metrics, score_models
 from .windows import position
 
 WINDOW_MODES = ("expanding", "rolling")
