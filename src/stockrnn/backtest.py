@@ -118,7 +118,7 @@ def backtest(
     predictions.insert(3, "fold", np.searchsorted(fold_starts, origin_next, side="right"))
     for fold in folds:
         part = predictions[predictions["fold"] == fold["fold"]]
-        scored, _ = score_models(prices, part, names, target, horizon, cost_bps)
+        scored, _ = score_models(prices, part, names, target, horizon, cost_bps, with_trading=False)
         fold["models"] = {name: {k: scored[name][k] for k in FOLD_KEYS} for name in names}
     entries = {m.name: model_settings(m) for m in models}
     for name, values in alphas.items():

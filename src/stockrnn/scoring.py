@@ -128,11 +128,17 @@ def data_warnings(data: dict, models: list[Forecaster], no_bands: list[str]) -> 
 
 
 def score_models(
-    prices: Prices, predictions: pd.DataFrame, names: list[str], target: str, horizon: int, cost_bps: float
+    prices: Prices,
+    predictions: pd.DataFrame,
+    names: list[str],
+    target: str,
+    horizon: int,
+    cost_bps: float,
+    with_trading: bool = True,
 ) -> tuple[dict, dict | None]:
     """metrics.json's per-model entries (step 1 headline, `by_step`, interval coverage) for the
     rows of a long prediction table, leaving out days whose target was repaired; and, for a close
-    target, the long-or-flat trading diagnostic (None otherwise)."""
+    target, the long-or-flat trading diagnostic (None otherwise, or when `with_trading` is False)."""
     index, series = prices.index, prices.column(target)
     scored = predictions[~predictions["date"].isin(prices.repairs.changed_dates(target))]
     values = series.to_numpy(dtype=float)
@@ -155,7 +161,7 @@ def score_models(
                     m[f"coverage_{level}"] = coverage(actual, rows[f"{name}_lo{level}"], rows[f"{name}_hi{level}"])
             by_step.append({"step": step, **m})
         result[name] = {**{k: v for k, v in by_step[0].items() if k != "step"}, "by_step": by_step}
-    if target != "close":
+    if target != "close" or not with_trading:
         for name in names:
             result[name]["trading"] = None
         return result, None

@@ -19,7 +19,7 @@ NOTE = "a diagnostic of the forecasts, not advice: no slippage, taxes or dividen
 # (Politis & Romano 1994) of the daily returns, blocks of mean length n^(1/3) days so that
 # volatility clusters survive the resampling; seeded, so a run is reproducible.
 INTERVAL = 0.90
-BOOTSTRAP_SAMPLES = 2000
+BOOTSTRAP_SAMPLES = 1000
 RANDOM_SCHEDULES = 1000  # random-timing baseline: shuffles of the days in the market
 SEED = 0
 MIN_DAYS = 10  # fewer days: no interval, no baseline
