@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from stockrnn.metrics import best_lag, diebold_mariano, direction_accuracy, mae, mape, rmse, score, skill
+from stockrnn.metrics import (
+    best_lag,
+    change_correlations,
+    diebold_mariano,
+    direction_accuracy,
+    follows_price,
+    mae,
+    mape,
+    rmse,
+    score,
+    skill,
+)
 
 
 def test_basic_errors():
@@ -49,12 +60,36 @@ def test_diebold_mariano_detects_a_clearly_better_model():
     assert diebold_mariano(actual, actual + 1, actual + 1) == (None, None)
 
 
-def test_best_lag_finds_a_follower():
-    rng = np.random.default_rng(1)
-    actual = np.cumsum(rng.normal(size=300))
-    assert best_lag(actual[5:], actual[5:]) == 0
-    assert best_lag(actual[5:], actual[4:-1]) == 1  # persistence: yesterday's value
-    assert best_lag(actual[5:], actual[2:-3]) == 3
+def lag_case(seed: int = 1, n: int = 400):
+    """A random walk: actual[t] is the value forecast, last[t] = actual[t - 1] the last known one."""
+    rng = np.random.default_rng(seed)
+    walk = np.cumsum(rng.normal(size=n + 2)) + 100
+    return walk[2:], walk[1:-1], walk[:-2], rng  # actual, last, the value before last
+
+
+def test_persistence_and_lagged_copies_follow_the_price():
+    actual, last, before, rng = lag_case()
+    assert follows_price(actual, last, last) and best_lag(actual, last, last) is None  # constant change: 0
+    noisy_copy = last + rng.normal(0, 0.3, len(last))  # forecast_t = actual_{t-1} + noise
+    assert follows_price(actual, noisy_copy, last)
+    two_back = before + rng.normal(0, 0.1, len(last))  # forecast_t = actual_{t-2}: trails by a day more
+    assert follows_price(actual, two_back, last) and best_lag(actual, two_back, last) == 1
+
+
+def test_an_oracle_and_a_model_with_skill_on_changes_do_not_follow():
+    actual, last, _, rng = lag_case()
+    assert not follows_price(actual, actual, last) and best_lag(actual, actual, last) == 0
+    assert change_correlations(actual, actual, last, 0) == [pytest.approx(1.0)]
+    skilled = last + 0.5 * (actual - last) + rng.normal(0, 0.8, len(last))
+    assert not follows_price(actual, skilled, last) and best_lag(actual, skilled, last) == 0
+    assert 0.2 < change_correlations(actual, skilled, last)[0] < 0.8
+
+
+def test_weak_lag0_correlation_alone_is_not_anticipation():
+    """A predicted change that is mostly noise with a faint echo of the move is still flagged."""
+    actual, last, _, rng = lag_case(seed=3, n=100)
+    faint = last + 0.01 * (actual - last) + rng.normal(0, 1.0, len(last))
+    assert follows_price(actual, faint, last)
 
 
 def test_score_of_persistence_has_null_direction_and_test():
@@ -64,24 +99,51 @@ def test_score_of_persistence_has_null_direction_and_test():
     assert m["coverage_80"] is None and m["n"] == 4
 
 
-def test_verdict_in_words():
+def verdict_of(models: dict, data: dict | None = None):
     import pandas as pd
 
     from stockrnn.evaluate import Evaluation
 
-    def model(skill, p, lag):
-        return {"skill": skill, "dm_pvalue": p, "best_lag": lag}
+    metrics = {"models": models, "data": data or {}}
+    return Evaluation(pd.DataFrame(), metrics, list(models)).verdict
 
-    metrics = {
-        "models": {
-            "lstm": model(0.15, 0.001, 0),
-            "gru": model(-0.02, 0.40, 1),
-            "ridge": model(0.01, None, 0),
-            "persistence": model(0.0, None, 1),
-        }
-    }
-    evaluation = Evaluation(pd.DataFrame(), metrics, list(metrics["models"]))
-    assert evaluation.verdict("lstm") == "beats persistence, significant at 5% (p=0.001)"
-    assert evaluation.verdict("gru") == "loses to persistence, not significant at 5% (p=0.40); follows the price"
-    assert evaluation.verdict("ridge") == "beats persistence (no test possible)"
-    assert evaluation.verdict("persistence") == "the naive benchmark"
+
+def one(skill, p, follows=False, step=1):
+    return {"step": step, "skill": skill, "dm_pvalue": p, "follows_price": follows}
+
+
+def test_verdict_in_words():
+    verdict = verdict_of(
+        {"lstm": one(0.15, 0.001), "gru": one(-0.02, 0.40, True), "ridge": one(0.01, None), "persistence": one(0, None)}
+    )
+    assert verdict("lstm") == "beats persistence, significant at 5% (p=0.001)"
+    assert verdict("gru") == (
+        "loses to persistence, not significant at 5% (p=0.40); "
+        "follows the price (its predicted moves do not anticipate the real ones)"
+    )
+    assert verdict("ridge") == "beats persistence (no test possible)"
+    assert verdict("persistence") == "the benchmark: repeats the last value"
+
+
+def test_verdict_covers_every_step():
+    steps = [one(0.2, 0.001, step=1), one(0.1, 0.01, step=2), one(0.05, 0.3, step=3),
+             one(-0.02, 0.5, step=4), one(-0.04, 0.25, step=5)]  # fmt: skip
+    verdict = verdict_of({"lstm": {**steps[0], "by_step": steps}})
+    assert verdict("lstm") == (
+        "beats persistence at steps 1-2 (significant at 5%, p<=0.010), beats it at step 3 (not significant, "
+        "p=0.30) but loses to it at steps 4-5 (not significant, p>=0.25)"
+    )
+    same = [one(0.2, 0.001, step=1), one(0.1, 0.02, step=2)]
+    assert verdict_of({"gru": {**same[0], "by_step": same}})("gru") == (
+        "beats persistence at every step 1-2 (significant at 5%, p<=0.020)"
+    )
+
+
+def test_verdict_says_when_the_data_are_too_few():
+    data = {"short_test": True, "scored_days": 10, "small_train": ["lstm"], "train_windows": {"lstm": 30}}
+    verdict = verdict_of({"lstm": one(0.3, 0.001), "ridge": one(0.1, 0.01)}, data)
+    assert verdict("lstm") == (
+        "beats persistence, significant at 5% (p=0.001); but only 10 test days and only 30 training windows: "
+        "too few to trust"
+    )
+    assert verdict("ridge").endswith("; but only 10 test days: too few to trust")

@@ -14,8 +14,9 @@ from . import interrupt
 from .config import model_config
 from .data import Prices, as_prices
 from .errors import ConfigError
-from .evaluate import DEFAULT_COST_BPS, Evaluation, long_table, prepare_models, score_models, test_span
-from .forecaster import Forecaster, RidgeForecaster, make_forecaster, versions
+from .evaluate import DEFAULT_COST_BPS, Evaluation, long_table, prepare_models, test_span
+from .forecaster import Forecaster, RidgeForecaster, make_forecaster
+from .scoring import model_settings, run_metrics, score_models
 from .windows import position
 
 WINDOW_MODES = ("expanding", "rolling")
@@ -85,6 +86,7 @@ def backtest(
         on_fold(0, len(starts), None)  # the settings are valid: work starts
 
     frames: dict[str, list[pd.DataFrame]] = {name: [] for name in names}
+    alphas: dict[str, list[float]] = {m.name: [] for m in models if isinstance(m, RidgeForecaster)}
     folds = []
     for i, start in enumerate(starts):
         end = starts[i + 1] - 1 if i + 1 < len(starts) else last
@@ -100,6 +102,8 @@ def backtest(
         for model in models:
             fitted = fresh(model).fit(prices, train_start=index[begin], train_end=index[start - 1])
             frames[model.name].append(fitted.rolling(prices, index[start], index[end]))
+            if model.name in alphas:
+                alphas[model.name].append(fitted.alpha_)
         folds.append(fold)
         if on_fold is not None:
             on_fold(i + 1, len(starts), fold)
@@ -112,42 +116,20 @@ def backtest(
     fold_starts = index[[int(index.get_loc(pd.Timestamp(f["test_start"]))) for f in folds]]
     origin_next = index[index.get_indexer(predictions["origin"]) + 1]  # the step-1 day: whose fold made it
     predictions.insert(3, "fold", np.searchsorted(fold_starts, origin_next, side="right"))
-    metrics_models, trading = score_models(prices, predictions, names, target, horizon, cost_bps)
     for fold in folds:
         part = predictions[predictions["fold"] == fold["fold"]]
-        scored, _ = score_models(prices, part, names, target, horizon, cost_bps)
+        scored, _ = score_models(prices, part, names, target, horizon, cost_bps, with_trading=False)
         fold["models"] = {name: {k: scored[name][k] for k in FOLD_KEYS} for name in names}
-    changed = prices.repairs.changed_dates(target)
-    step1 = predictions["step"] == 1
-    metrics = {
-        "models": metrics_models,
-        "folds": folds,
-        "data": {
-            "source": prices.source,
-            "name": prices.name,
-            "target": target,
-            "rows": len(prices),
-            "first": f"{index[0]:%Y-%m-%d}",
-            "last": f"{index[-1]:%Y-%m-%d}",
-            "repairs": prices.repairs.to_dict(),
-            "test_days": last - first + 1,
-            "scored_days": int((step1 & ~predictions["date"].isin(changed)).sum()),
-            "excluded_repaired": int((step1 & predictions["date"].isin(changed)).sum()),
-        },
-        "settings": {
-            "test_start": f"{index[first]:%Y-%m-%d}",
-            "test_end": f"{index[last]:%Y-%m-%d}",
-            "refit_every": refit_every,
-            "window_mode": window_mode,
-            "train_days": train_days,
-            "train_start": f"{index[lower]:%Y-%m-%d}",
-            "horizon": horizon,
-            "cost_bps": cost_bps,
-            **(settings or {}),
-            "models": {m.name: m.config.to_dict() for m in models},
-        },
-        "trading": trading,
-        "versions": versions(),
-        "interrupted": interrupt.requested(),
+    entries = {m.name: model_settings(m) for m in models}
+    for name, values in alphas.items():
+        entries[name]["alpha_by_fold"] = values  # the penalty each fold's fit chose
+    run = {
+        "refit_every": refit_every,
+        "window_mode": window_mode,
+        "train_days": train_days,
+        "train_start": f"{index[lower]:%Y-%m-%d}",
     }
+    train_rows = min(f["train_rows"] for f in folds)
+    metrics = run_metrics(prices, predictions, models, first, last, run, entries, train_rows, cost_bps, settings)
+    metrics = {"models": metrics.pop("models"), "folds": folds, **metrics, "interrupted": interrupt.requested()}
     return Backtest(predictions, metrics, names, folds)

@@ -12,9 +12,8 @@ import pandas as pd
 from .config import ModelConfig
 from .data import Prices, as_prices
 from .errors import ConfigError
-from .forecaster import Forecaster, Persistence, make_forecaster, versions
-from .metrics import coverage, score
-from .trading import NOTE, buy_and_hold, long_or_flat
+from .forecaster import Forecaster, Persistence, make_forecaster
+from .scoring import model_settings, run_metrics, score_models  # noqa: F401 (score_models: the API)
 from .windows import position
 
 DEFAULT_TEST_ROWS = 252
@@ -58,23 +57,71 @@ class Evaluation:
         return rows.set_axis(list(BANDS), axis=1)
 
     def verdict(self, name: str) -> str:
-        """In words: does this model beat persistence (lower RMSE), and is it significant at 5%?"""
+        """In words, for every step: does this model beat persistence (lower RMSE), is it
+        significant at 5%, can the data carry the claim, and does the forecast only trail the price?
+        The one place the verdict is worded (tables and reports use it)."""
         m = self.metrics["models"][name]
         if name == "persistence":
-            return "the naive benchmark"
-        if m["skill"] is None:
-            return "no verdict"
-        beats = m["skill"] > 0
-        words = "beats persistence" if beats else "loses to persistence"
-        if m["dm_pvalue"] is None:
-            words += " (no test possible)"
-        elif m["dm_pvalue"] < SIGNIFICANCE:
-            words += f", significant at 5% (p={m['dm_pvalue']:.3f})"
-        else:
-            words += f", not significant at 5% (p={m['dm_pvalue']:.2f})"
-        if m["best_lag"] is not None and m["best_lag"] >= 1:
-            words += "; follows the price"
+            return "the benchmark: repeats the last value"
+        words = skill_words(m.get("by_step") or [{"step": 1, **m}])
+        data = self.metrics.get("data", {})
+        few = []
+        if data.get("short_test"):
+            few.append(f"only {data['scored_days']} test days")
+        if name in data.get("small_train", []):
+            few.append(f"only {data['train_windows'][name]} training windows")
+        if few:
+            words += f"; but {' and '.join(few)}: too few to trust"
+        if m.get("follows_price") and words != "no verdict":
+            words += "; follows the price (its predicted moves do not anticipate the real ones)"
         return words
+
+
+def skill_words(steps: list[dict]) -> str:
+    """'beats persistence, significant at 5% (p=0.001)' for one step; for several, the steps grouped
+    by outcome: 'beats persistence at steps 1-2 (significant at 5%, p<=0.010) but loses to it at
+    steps 3-5 (not significant, p>=0.21)'."""
+    if any(s["skill"] is None for s in steps):
+        return "no verdict"
+    if len(steps) == 1:
+        s = steps[0]
+        words = "beats persistence" if s["skill"] > 0 else "loses to persistence"
+        if s["dm_pvalue"] is None:
+            return words + " (no test possible)"
+        if s["dm_pvalue"] < SIGNIFICANCE:
+            return words + f", significant at 5% (p={s['dm_pvalue']:.3f})"
+        return words + f", not significant at 5% (p={s['dm_pvalue']:.2f})"
+
+    def outcome(s: dict) -> tuple[bool, bool | None]:
+        return s["skill"] > 0, None if s["dm_pvalue"] is None else s["dm_pvalue"] < SIGNIFICANCE
+
+    groups: list[list[dict]] = []
+    for s in steps:
+        if groups and outcome(groups[-1][-1]) == outcome(s):
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    parts = []
+    for i, group in enumerate(groups):
+        beats, significant = outcome(group[0])
+        first, last = group[0]["step"], group[-1]["step"]
+        where = f"step {first}" if first == last else f"steps {first}-{last}"
+        if len(groups) == 1:
+            where = f"every step {first}-{last}"
+        pvalues = [s["dm_pvalue"] for s in group]
+        if significant is None:
+            test = "no test possible"
+        elif significant:
+            test = f"significant at 5%, p{'=' if len(group) == 1 else '<='}{max(pvalues):.3f}"
+        else:
+            test = f"not significant, p{'=' if len(group) == 1 else '>='}{min(pvalues):.2f}"
+        if i == 0:
+            verb = "beats persistence" if beats else "loses to persistence"
+            parts.append(f"{verb} at {where} ({test})")
+        else:
+            joint = " but " if beats != outcome(groups[i - 1][0])[0] else ", "
+            parts.append(f"{joint}{'beats it' if beats else 'loses to it'} at {where} ({test})")
+    return "".join(parts)
 
 
 def evaluate(
@@ -113,36 +160,13 @@ def evaluate(
         forecasts[model.name] = model.rolling(prices, index[first], index[last])
 
     predictions = long_table(series, forecasts, first, last, horizon)
-    changed = prices.repairs.changed_dates(target)
-    metrics_models, trading = score_models(prices, predictions, names, target, horizon, cost_bps)
-    metrics = {
-        "models": metrics_models,
-        "data": {
-            "source": prices.source,
-            "name": prices.name,
-            "target": target,
-            "rows": len(prices),
-            "first": index[0].strftime("%Y-%m-%d"),
-            "last": index[-1].strftime("%Y-%m-%d"),
-            "repairs": prices.repairs.to_dict(),
-            "test_days": last - first + 1,
-            "scored_days": int(((predictions["step"] == 1) & ~predictions["date"].isin(changed)).sum()),
-            "excluded_repaired": int(((predictions["step"] == 1) & predictions["date"].isin(changed)).sum()),
-        },
-        "settings": {
-            "test_start": index[first].strftime("%Y-%m-%d"),
-            "test_end": index[last].strftime("%Y-%m-%d"),
-            "train_start": prices.frame.loc[train_start:].index[0].strftime("%Y-%m-%d"),
-            "train_end": train_end.strftime("%Y-%m-%d"),
-            "horizon": horizon,
-            "cost_bps": cost_bps,
-            **(settings or {}),
-            "models": {m.name: m.config.to_dict() for m in models},
-        },
-        "trading": trading,
-        "versions": versions(),
-        "interrupted": False,
+    run = {
+        "train_start": prices.frame.loc[train_start:].index[0].strftime("%Y-%m-%d"),
+        "train_end": train_end.strftime("%Y-%m-%d"),
     }
+    rows = len(prices.frame.loc[train_start:train_end])
+    entries = {m.name: model_settings(m) for m in models}
+    metrics = run_metrics(prices, predictions, models, first, last, run, entries, rows, cost_bps, settings)
     return Evaluation(predictions, metrics, names)
 
 
@@ -181,52 +205,6 @@ def prepare_models(models: Sequence[Forecaster | str]) -> tuple[list[Forecaster]
     if len(set(names)) != len(names):
         raise ConfigError(f"two models share a name: {', '.join(names)}")
     return models, target, horizon
-
-
-def score_models(
-    prices: Prices, predictions: pd.DataFrame, names: list[str], target: str, horizon: int, cost_bps: float
-) -> tuple[dict, dict | None]:
-    """metrics.json's per-model entries (step 1 headline, `by_step`, interval coverage) for the
-    rows of a long prediction table, leaving out days whose target was repaired; and, for a close
-    target, the long-or-flat trading diagnostic (None otherwise)."""
-    index, series = prices.index, prices.column(target)
-    scored = predictions[~predictions["date"].isin(prices.repairs.changed_dates(target))]
-    values = series.to_numpy(dtype=float)
-    result = {}
-    for name in names:
-        by_step = []
-        for step in range(1, horizon + 1):
-            rows = scored[scored["step"] == step]
-            actual = rows["actual"].to_numpy()
-            m = score(
-                actual,
-                rows[name].to_numpy(),
-                values[index.get_indexer(rows["origin"])],
-                rows["persistence"].to_numpy(),
-                horizon=step,
-                is_persistence=name == "persistence",
-            )
-            if f"{name}_lo80" in rows:
-                for level in (80, 95):
-                    m[f"coverage_{level}"] = coverage(actual, rows[f"{name}_lo{level}"], rows[f"{name}_hi{level}"])
-            by_step.append({"step": step, **m})
-        result[name] = {**{k: v for k, v in by_step[0].items() if k != "step"}, "by_step": by_step}
-    if target != "close":
-        for name in names:
-            result[name]["trading"] = None
-        return result, None
-    days = predictions[predictions["step"] == 1]  # every day: a strategy lives through repaired days too
-    last_close = values[index.get_indexer(days["origin"])]
-    close = days["actual"].to_numpy()
-    for name in names:
-        result[name]["trading"] = long_or_flat(last_close, close, days[name].to_numpy(), cost_bps)
-    trading = {
-        "rule": "long-or-flat",
-        "cost_bps": cost_bps,
-        "note": NOTE,
-        "buy_and_hold": buy_and_hold(last_close, close, cost_bps),
-    }
-    return result, trading
 
 
 def long_table(

@@ -79,20 +79,50 @@ def diebold_mariano(
     return float(stat), float(pvalue)
 
 
-def best_lag(actual: np.ndarray, forecast: np.ndarray, max_lag: int = 5) -> int | None:
-    """The lag k in 0..max_lag that maximises the correlation between the forecast's daily change
-    and the actual's daily change k days earlier. A best lag of 1 or more means the forecast
-    mostly repeats moves that already happened: it follows the price."""
-    df, da = np.diff(np.asarray(forecast, dtype=float)), np.diff(np.asarray(actual, dtype=float))
-    best, best_corr = None, -np.inf
+MAX_LAG = 5
+# One-sided 5% critical value of a correlation on n pairs is about 1.645 / sqrt(n): a lag-0
+# correlation below it is indistinguishable from a forecast whose moves are noise.
+Z_ONE_SIDED_5 = 1.645
+
+
+def change_correlations(
+    actual: np.ndarray, forecast: np.ndarray, last: np.ndarray, max_lag: int = MAX_LAG
+) -> list[float | None]:
+    """Correlation of the forecast's predicted change (forecast - last known value) with the
+    realised change (actual - last) of the same origin (lag 0) and of the origin k rows earlier
+    (lag k = 1..max_lag, a move already known when the forecast was made). None where a side is
+    constant or fewer than 3 pairs remain."""
+    predicted = np.asarray(forecast, dtype=float) - np.asarray(last, dtype=float)
+    realised = np.asarray(actual, dtype=float) - np.asarray(last, dtype=float)
+    result: list[float | None] = []
     for k in range(max_lag + 1):
-        f, a = df[k:], da[: len(da) - k]
-        if len(f) < 3 or np.std(f) == 0 or np.std(a) == 0:
-            continue
-        corr = float(np.corrcoef(f, a)[0, 1])
-        if corr > best_corr:
-            best, best_corr = k, corr
-    return best
+        p, r = predicted[k:], realised[: len(realised) - k]
+        if len(p) < 3 or np.std(p) == 0 or np.std(r) == 0:
+            result.append(None)
+        else:
+            result.append(float(np.corrcoef(p, r)[0, 1]))
+    return result
+
+
+def best_lag(actual: np.ndarray, forecast: np.ndarray, last: np.ndarray, max_lag: int = MAX_LAG) -> int | None:
+    """The lag k in 0..max_lag whose realised change the predicted change tracks most closely
+    (largest |correlation|, see `change_correlations`): 0 when the forecast anticipates the move it
+    forecasts, 1+ when it mostly echoes moves that had already happened. None for a constant
+    predicted change (persistence), which tracks nothing."""
+    corr = change_correlations(actual, forecast, last, max_lag)
+    known = [(abs(c), -k, k) for k, c in enumerate(corr) if c is not None]
+    return max(known)[2] if known else None
+
+
+def follows_price(actual: np.ndarray, forecast: np.ndarray, last: np.ndarray, max_lag: int = MAX_LAG) -> bool:
+    """True when the forecast only repeats (or trails) the last value instead of anticipating the
+    move: its predicted change is constant, or not significantly positively correlated with the
+    realised change (one-sided 5%), or correlated more strongly with a move already known."""
+    corr = change_correlations(actual, forecast, last, max_lag)
+    now = corr[0]
+    if now is None or now <= Z_ONE_SIDED_5 / math.sqrt(len(np.asarray(actual))):
+        return True
+    return any(c is not None and abs(c) > now for c in corr[1:])
 
 
 def score(
@@ -118,7 +148,9 @@ def score(
         "skill": skill(value, rmse(actual, persistence)),
         "dm_stat": dm_stat,
         "dm_pvalue": dm_pvalue,
-        "best_lag": best_lag(actual, forecast),
+        "best_lag": best_lag(actual, forecast, last),
+        "follows_price": follows_price(actual, forecast, last),
+        "change_corr": change_correlations(actual, forecast, last, 0)[0],
         "coverage_80": None,
         "coverage_95": None,
         "n": int(len(actual)),

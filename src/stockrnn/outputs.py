@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from .evaluate import Evaluation
+from .evaluate import BANDS, Evaluation
 from .files import atomic_dir
 from .plots import error_by_step_figure, folds_figure, forecast_figure
 
@@ -23,20 +23,27 @@ def _clean(value):
 
 
 def write_evaluation(evaluation: Evaluation, out: str | Path) -> Path:
-    """Write the outputs into `out`, replacing a previous run there only once all are written."""
+    """Write the outputs into `out`, replacing a previous run there only once all are written:
+    metrics.json, predictions.csv, forecast.png, and error_by_step.png for a multi-step run."""
     with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(_clean(evaluation.metrics), indent=2) + "\n")
         write_predictions(evaluation, tmp / "predictions.csv")
         forecast_figure(evaluation, tmp / "forecast.png")
+        if evaluation.horizon > 1:
+            error_by_step_figure(evaluation, tmp / "error_by_step.png")
     return Path(out)
 
 
 def write_predictions(evaluation: Evaluation, path: Path) -> None:
-    """`date, actual, <model>...` for horizon 1, else the long `origin, date, step, actual, <model>...`."""
+    """`date, actual, <model>...` for horizon 1, else the long `origin, date, step, actual, <model>...`;
+    then `<model>_lo80, <model>_hi80, <model>_lo95, <model>_hi95` for each model with intervals
+    (the bounds its coverage was computed from)."""
+    bands = [c for name in evaluation.models for c in (f"{name}_{band}" for band in BANDS)
+             if c in evaluation.predictions]  # fmt: skip
     if evaluation.horizon == 1:
-        table = evaluation.wide(1).reset_index()
+        table = evaluation.predictions[["date", "actual", *evaluation.models, *bands]]
     else:
-        table = evaluation.predictions[["origin", "date", "step", "actual", *evaluation.models]]
+        table = evaluation.predictions[["origin", "date", "step", "actual", *evaluation.models, *bands]]
     table.to_csv(path, index=False, date_format="%Y-%m-%d", float_format="%.6g")
 
 

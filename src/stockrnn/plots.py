@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +16,14 @@ from .evaluate import Evaluation  # noqa: E402
 
 COLORS = {"persistence": "#888888", "ridge": "#2ca02c", "lstm": "#d62728", "gru": "#1f77b4"}
 BANDED = ("lstm", "gru")  # the networks' intervals are drawn; more bands would hide the lines
+
+
+def ahead(evaluation: Evaluation, step: int = 1) -> str:
+    """The horizon actually forecast, for titles: 'next-day' or 'step 2 of 5 (2-day-ahead)'."""
+    horizon = evaluation.horizon
+    if horizon == 1:
+        return "next-day"
+    return f"step {step} of {horizon} ({'next-day' if step == 1 else f'{step}-day-ahead'})"
 
 
 def forecast_figure(evaluation: Evaluation, path: str | Path, step: int = 1) -> Path:
@@ -35,9 +44,9 @@ def forecast_figure(evaluation: Evaluation, path: str | Path, step: int = 1) -> 
                 bands.index, bands["lo80"], bands["hi80"], color=COLORS.get(name), alpha=0.18, lw=0,
                 label=f"{name} 80% / 95% intervals ({covered})",
             )  # fmt: skip
-    ahead = "next-day" if step == 1 else f"{step}-day-ahead"
     span = f"{table.index[0]:%Y-%m-%d} .. {table.index[-1]:%Y-%m-%d}"
-    return _finish(fig, ax, f"{data['name']}: {ahead} {data['target']} forecasts, test {span}", data["target"], path)
+    title = f"{data['name']}: {ahead(evaluation, step)} {data['target']} forecasts, test {span}"
+    return _finish(fig, ax, title, data["target"], path)
 
 
 def _finish(fig, ax, title: str, ylabel: str, path: str | Path) -> Path:
@@ -77,27 +86,33 @@ def folds_figure(result: Evaluation, path: str | Path) -> Path:
             ax.fill_between(bands.index, bands["lo80"], bands["hi80"], color=COLORS.get(name), alpha=0.15, lw=0)
     s = result.metrics["settings"]
     every = "fitted once" if s["refit_every"] == 0 else f"refit every {s['refit_every']} trading days (dotted)"
-    return _finish(
-        fig, ax, f"{data['name']}: walk-forward next-day {data['target']} forecasts, {every}", data["target"], path
-    )
+    title = f"{data['name']}: walk-forward {ahead(result)} {data['target']} forecasts, {every}"
+    return _finish(fig, ax, title, data["target"], path)
 
 
 def error_by_step_figure(result: Evaluation, path: str | Path) -> Path:
-    """RMSE against the step for every model: how fast the error grows with the horizon."""
+    """RMSE and skill against the step for every model: how fast the error grows with the horizon,
+    and at which step a model stops beating persistence."""
     data = result.metrics["data"]
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
     for name in result.models:
         steps = result.metrics["models"][name]["by_step"]
-        ax.plot(
-            [s["step"] for s in steps], [s["rmse"] for s in steps], marker="o", color=COLORS.get(name),
-            ls="--" if name == "persistence" else "-", label=name,
-        )  # fmt: skip
-    ax.set_xlabel("step (trading days ahead)")
-    ax.set_ylabel(f"RMSE of {data['target']}")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_title(f"{data['name']}: error by step")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
+        style = dict(marker="o", color=COLORS.get(name), ls="--" if name == "persistence" else "-", label=name)
+        x = [s["step"] for s in steps]
+        left.plot(x, [s["rmse"] for s in steps], **style)
+        if name != "persistence":
+            right.plot(x, [math.nan if s["skill"] is None else s["skill"] for s in steps], **style)
+    right.axhline(0.0, color=COLORS["persistence"], ls="--", lw=1.0, label="persistence (skill 0)")
+    left.set_ylabel(f"RMSE of {data['target']}")
+    right.set_ylabel("skill = 1 - RMSE / RMSE(persistence)")
+    for ax in (left, right):
+        ax.set_xlabel("step (trading days ahead)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+    left.set_title("error by step")
+    right.set_title("skill by step (above 0 beats persistence)")
+    fig.suptitle(f"{data['name']} {data['target']}: forecasts 1 to {result.horizon} trading days ahead")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
