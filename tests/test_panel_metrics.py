@@ -112,3 +112,17 @@ def test_ic_stats_with_too_few_days():
     assert ic_stats(pd.Series([np.nan]))["rank_ic_mean"] is None
     scores = panel_scores(summary(), rank_ic(forecasts(), ["net"]))
     assert scores["net"]["rank_ic_mean"] == pytest.approx(0.3) and scores["ridge"]["rank_ic_mean"] is None
+
+
+def test_rank_ic_matches_scipy_and_is_nan_for_a_constant_forecast():
+    table = forecasts()
+    rng = np.random.default_rng(0)
+    table["noise"] = table["last_close"] * np.exp(rng.normal(0, 0.01, len(table)))
+    table["flat"] = table["last_close"]  # persistence of the close: zero return for every ticker
+    ic = rank_ic(table, ["noise", "flat"])
+    for day, rows in table[table["date"].isin(ic.index)].groupby("date"):
+        expected = stats.spearmanr(
+            np.log(rows["noise"] / rows["last_close"]), np.log(rows["actual"] / rows["last_close"])
+        )
+        assert ic.loc[day, "noise"] == pytest.approx(expected.statistic)
+    assert ic["flat"].isna().all() and ic_stats(ic["flat"])["rank_ic_mean"] is None

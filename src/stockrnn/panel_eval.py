@@ -131,6 +131,8 @@ def evaluate_panel(
         start = pd.Timestamp(test_start) if test_start is not None else default_test_start(panel)
     except ValueError:
         raise ConfigError(f"test start '{test_start}' is not a date (use YYYY-MM-DD)") from None
+    if test_end is not None and pd.Timestamp(test_end) < start:
+        raise ConfigError(f"test end {pd.Timestamp(test_end):%Y-%m-%d} is before the test start {start:%Y-%m-%d}")
     need = max(1 if n == "persistence" else c.window for n, c in configs.items()) + horizon
     usable = panel.require_history(start, need, train_start, test_end, target)
     if not usable:
@@ -172,7 +174,7 @@ def evaluate_panel(
         "tickers_loaded": len(panel),
         "tickers_evaluated": len(evaluations),
         "test_start": start.strftime("%Y-%m-%d"),
-        "test_end": None if test_end is None else pd.Timestamp(test_end).strftime("%Y-%m-%d"),
+        "test_end": max((e.metrics["settings"]["test_end"] for e in evaluations.values()), default=None),
         "train_start": None if train_start is None else pd.Timestamp(train_start).strftime("%Y-%m-%d"),
         "train_end": train_end.strftime("%Y-%m-%d"),
         "target": target,

@@ -48,15 +48,28 @@ def rank_ic(forecasts: pd.DataFrame, models: Sequence[str], min_tickers: int = M
     days = counts.index[counts >= min_tickers]
     result = {}
     for name in models:
+        if len(days) == 0 or name not in forecasts:
+            result[name] = pd.Series(np.nan, index=days, dtype=float)
+            continue
         predicted = np.log(forecasts[name] / forecasts["last_close"])
         pairs = pd.DataFrame({"date": forecasts["date"], "f": predicted, "r": realised}).dropna()
         pairs = pairs[pairs["date"].isin(days)]
-        if pairs.empty:
-            result[name] = pd.Series(np.nan, index=days)
-            continue
-        spearman = pairs.groupby("date").apply(lambda g: g["f"].corr(g["r"], method="spearman"), include_groups=False)
-        result[name] = spearman.reindex(days)
+        result[name] = _spearman_by_date(pairs).reindex(days)
     return pd.DataFrame(result, index=pd.DatetimeIndex(days, name="date"), columns=list(models))
+
+
+def _spearman_by_date(pairs: pd.DataFrame) -> pd.Series:
+    """Spearman's rho of `f` and `r` within each date: the Pearson correlation of the within-day ranks
+    (ties share their average rank); NaN where either side is constant (no warning per day)."""
+    ranks = pairs.groupby("date")[["f", "r"]].rank()
+    centred = ranks - ranks.groupby(pairs["date"]).transform("mean")
+    sums = (
+        pd.DataFrame({"fr": centred["f"] * centred["r"], "ff": centred["f"] ** 2, "rr": centred["r"] ** 2})
+        .groupby(pairs["date"])
+        .sum()
+    )
+    denominator = np.sqrt(sums["ff"] * sums["rr"])
+    return (sums["fr"] / denominator.where(denominator > 0)).astype(float)
 
 
 def ic_stats(ic: pd.Series) -> dict:
