@@ -4,6 +4,8 @@ on the target's log returns, fitted in NumPy) implementing the global-model inte
 from __future__ import annotations
 
 import json
+import sys
+import types
 from dataclasses import replace
 
 import numpy as np
@@ -16,7 +18,7 @@ from stockrnn.errors import ConfigError, TrainingError
 from stockrnn.evaluate import evaluate
 from stockrnn.forecaster import make_forecaster
 from stockrnn.panel import load_panel
-from stockrnn.panel_eval import DEFAULT_PANEL_MODELS, evaluate_panel, panel_models
+from stockrnn.panel_eval import DEFAULT_PANEL_MODELS, GlobalMember, evaluate_panel, panel_models
 from stockrnn.panel_metrics import SUMMARY_COLUMNS
 from stockrnn.panel_outputs import write_panel
 from stockrnn.panel_tables import print_panel
@@ -178,3 +180,20 @@ def test_short_ticker_is_skipped_and_printed(panel):
     print_panel(console, result)
     text = console.export_text()
     assert "ridge_local" in text and "skipped NEW: 3 rows before" in text and "rank IC" in text
+
+
+def test_default_factory_is_global_models_make_global(panel, monkeypatch):
+    made = {}
+    module = types.ModuleType("stockrnn.global_models")
+    module.make_global = factory(made)
+    monkeypatch.setitem(sys.modules, "stockrnn.global_models", module)
+    result = evaluate_panel(panel, "gru,persistence", test_start=panel["AAA"].index[250], **TINY)
+    assert list(made) == ["gru"] and result.evaluations["AAA"].models == ["gru", "persistence"]
+
+
+def test_global_member_refuses_a_ticker_whose_training_ended_before_the_global_fit(panel):
+    prices = panel["AAA"]
+    member = GlobalMember(PooledAR("lstm"), train_end=prices.index[200])
+    assert member.fit(prices, train_end=prices.index[200]) is member
+    with pytest.raises(ConfigError, match="trained on rows up to"):
+        member.fit(prices, train_end=prices.index[150])
