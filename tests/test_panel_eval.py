@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from stockrnn.config import ModelConfig
+from stockrnn.config import ModelConfig, model_config
 from stockrnn.errors import ConfigError, TrainingError
 from stockrnn.evaluate import evaluate
 from stockrnn.forecaster import make_forecaster
@@ -71,6 +71,17 @@ def factory(made: dict, fail_on: str | None = None):
         return made[name]
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def global_models(monkeypatch) -> dict:
+    """The stand-in as `stockrnn.global_models` (make_global, global_config); returns the models it made."""
+    made: dict = {}
+    module = types.ModuleType("stockrnn.global_models")
+    module.make_global = factory(made)
+    module.global_config = lambda name, preset=None, **overrides: model_config(name, preset, **overrides)
+    monkeypatch.setitem(sys.modules, "stockrnn.global_models", module)
+    return made
 
 
 @pytest.fixture(scope="module")
@@ -182,13 +193,11 @@ def test_short_ticker_is_skipped_and_printed(panel):
     assert "ridge_local" in text and "skipped NEW: 3 rows before" in text and "rank IC" in text
 
 
-def test_default_factory_is_global_models_make_global(panel, monkeypatch):
-    made = {}
-    module = types.ModuleType("stockrnn.global_models")
-    module.make_global = factory(made)
-    monkeypatch.setitem(sys.modules, "stockrnn.global_models", module)
+def test_default_factory_is_global_models_make_global(panel, global_models):
     result = evaluate_panel(panel, "gru,persistence", test_start=panel["AAA"].index[250], **TINY)
-    assert list(made) == ["gru"] and result.evaluations["AAA"].models == ["gru", "persistence"]
+    assert list(global_models) == ["gru"] and result.evaluations["AAA"].models == ["gru", "persistence"]
+    assert global_models["gru"].config.window == TINY["window"]  # overrides reach global_config
+    assert result.panel["settings"]["models"]["gru"]["kind"] == "global"
 
 
 def test_global_member_refuses_a_ticker_whose_training_ended_before_the_global_fit(panel):

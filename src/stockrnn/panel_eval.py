@@ -120,10 +120,17 @@ def evaluate_panel(
     """Fit the global models once on the training rows of every ticker, then `evaluate` each ticker
     with those, fresh local models and persistence. A ticker with too little history is skipped
     (listed with its reason); a ticker or global fit that fails with a StockrnnError is listed in
-    `panel["failed"]` and the rest go on. `overrides` (target, window, epochs, ...) apply to every
-    model's config unless `configs` gives that model's config."""
+    `panel["failed"]` and the rest go on.
+
+    Configs: `configs[name]` where given (keyed by panel model name: "lstm", "ridge_local", ...),
+    else global models start from `global_models.global_config` and local ones from `model_config`,
+    then `preset`, then `overrides` (target, window, epochs, ...). `global_factory(name, config)`
+    makes a global model (default: `global_models.make_global`). `on_progress(unit, done, total)`
+    is called after each global fit and each ticker."""
     names = panel_models(models)
     configs = {n: (configs or {}).get(n) or _config(n, preset, overrides) for n in names}
+    if global_factory is None and any(n in GLOBAL_MODELS for n in names):
+        from .global_models import make_global as global_factory
     target, horizon = configs[names[0]].target, configs[names[0]].horizon
     if any((c.target, c.horizon) != (target, horizon) for c in configs.values()):
         raise ConfigError("all models of one panel run need the same target and horizon")
@@ -140,17 +147,14 @@ def evaluate_panel(
     train_end = start - pd.Timedelta(days=1)
     total = len(usable) + sum(n in GLOBAL_MODELS for n in names)
     done, failed, fitted = 0, [], {}
-    if any(n in GLOBAL_MODELS for n in names):
-        if global_factory is None:
-            from .global_models import make_global as global_factory
-        for name in (n for n in names if n in GLOBAL_MODELS):
-            try:
-                fitted[name] = global_factory(name, configs[name]).fit_panel(usable, train_start, train_end)
-            except StockrnnError as exc:
-                failed.append({"unit": f"{name} (global fit)", "error": str(exc)})
-            done += 1
-            if on_progress is not None:
-                on_progress(f"{name} (global)", done, total)
+    for name in (n for n in names if n in GLOBAL_MODELS):
+        try:
+            fitted[name] = global_factory(name, configs[name]).fit_panel(usable, train_start, train_end)
+        except StockrnnError as exc:
+            failed.append({"unit": f"{name} (global fit)", "error": str(exc)})
+        done += 1
+        if on_progress is not None:
+            on_progress(f"{name} (global)", done, total)
 
     evaluations = {}
     for ticker, prices in usable.items():
@@ -182,7 +186,7 @@ def evaluate_panel(
         "cost_bps": cost_bps,
         "preset": preset,
         "rank_ic": {"definition": IC_NOTE, "min_tickers_per_day": MIN_TICKERS_PER_DAY, "days": len(ic)},
-        "models": {n: {"kind": _kind(n), "config": configs[n].to_dict()} for n in names},
+        "models": {n: _model_settings(n, configs[n], fitted.get(n)) for n in names},
     }
     content = {
         "models": panel_scores(summary, ic),
@@ -210,11 +214,23 @@ def step_one(evaluations: Mapping[str, Evaluation], panel: Panel, target: str) -
 
 
 def _config(name: str, preset: str | None, overrides: dict) -> ModelConfig:
+    """A local model or persistence: the single-ticker config; a global model: the global defaults
+    (global_models.global_config), then the preset, then the overrides."""
+    if name in GLOBAL_MODELS:
+        from .global_models import global_config
+
+        return global_config(name, preset, **overrides)
     return model_config(name.removesuffix("_local"), preset, **overrides)
 
 
-def _kind(name: str) -> str:
-    return "global" if name in GLOBAL_MODELS else "local" if name in LOCAL_MODELS else "baseline"
+def _model_settings(name: str, config: ModelConfig, fitted_model) -> dict:
+    """panel.json's settings of one model: its kind, its config and, for a global model, the
+    tickers its panel fit left out (with reasons), so that none is dropped silently."""
+    kind = "global" if name in GLOBAL_MODELS else "local" if name in LOCAL_MODELS else "baseline"
+    entry = {"kind": kind, "config": config.to_dict()}
+    if fitted_model is not None:
+        entry["fit_skipped"] = list(getattr(fitted_model, "fitted_", {}).get("skipped", []))
+    return entry
 
 
 def _member(name: str, config: ModelConfig, fitted: dict, train_end: pd.Timestamp):
