@@ -28,7 +28,8 @@ PANEL_MODELS = (*GLOBAL_MODELS, *LOCAL_MODELS, "persistence")
 DEFAULT_PANEL_MODELS = ("lstm", "gru", "ridge", "ridge_local", "persistence")
 IC_NOTE = (
     "Spearman correlation across tickers, per test day, of log(forecast / last close) with "
-    "log(actual / last close), step 1; for a High target the actual is the day's high"
+    "log(actual / last close), step 1; for a High target the actual is the day's high, so the IC also "
+    "rewards ranking the day's range: persistence (the last high) scores above 0, compare with it"
 )
 
 Progress = Callable[[str, int, int], None]  # (unit just finished, units done, units in all)

@@ -39,7 +39,9 @@ def rank_ic(forecasts: pd.DataFrame, models: Sequence[str], min_tickers: int = M
     """The daily cross-sectional rank IC: for each date and model, the Spearman correlation across
     tickers of the forecast log return from the last close, log(forecast / last_close), with the
     realised one, log(actual / last_close). For a High target the realised value is the next day's
-    high over the last close, so the IC asks whether a model ranks tomorrow's highs right.
+    high over the last close, so the IC asks whether a model ranks tomorrow's highs right; part of
+    that is ranking volatility (the high sits above the close by the day's range), which is why
+    persistence of the high scores a positive IC too: read a model's IC against persistence's.
 
     `forecasts`: columns `date, ticker, last_close, actual, <model>...`. Index: the dates with at
     least `min_tickers` tickers; a day where either side is constant across tickers gives NaN."""
