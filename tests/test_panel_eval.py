@@ -111,7 +111,7 @@ def test_global_models_fit_once_before_the_test_start_and_forecast_every_ticker(
     for name in ("lstm", "ridge"):
         assert len(made[name].fits) == 1 and made[name].fits[0]["tickers"] == list(TICKERS)
         assert made[name].fits[0]["last_seen"] < start  # no test day in the global fit
-    assert list(result.evaluations) == list(TICKERS)
+    assert list(result.evaluations) == list(TICKERS) and result.exit_code == 0
     assert result.evaluations["CCC"].models == ["lstm", "ridge", "ridge_local", "persistence"]
     assert progress[-1] == ("EEE", 7, 7) and progress[0] == ("lstm (global)", 1, 7)
     assert result.panel["settings"]["models"]["ridge_local"]["kind"] == "local"
@@ -160,7 +160,7 @@ def test_write_panel_outputs(panel, tmp_path):
 def test_failing_ticker_is_listed_and_the_others_kept(panel):
     result = run(panel, fail_on="CCC")
     assert result.failed == [{"unit": "CCC", "error": "the lstm model gave a non-finite forecast on CCC"}]
-    assert list(result.evaluations) == ["AAA", "BBB", "DDD", "EEE"]
+    assert list(result.evaluations) == ["AAA", "BBB", "DDD", "EEE"] and result.exit_code == 4
     assert set(result.summary["ticker"]) == {"AAA", "BBB", "DDD", "EEE"}
 
 

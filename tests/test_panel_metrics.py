@@ -58,6 +58,7 @@ def test_skill_shares_and_wilcoxon_against_hand_values():
     assert scores["ridge_local"]["wilcoxon_p_vs_ridge_local"] is None
     assert scores["ridge_local"]["beats_ridge"] == pytest.approx(2 / 5)
     assert net["rank_ic_mean"] is None  # no forecasts given: no rank IC
+    assert scores["persistence"]["beats_persistence"] is None and scores["persistence"]["median_skill"] == 0
 
 
 def test_against_equal_rmse_and_missing_reference():

@@ -7,6 +7,8 @@ from .data import Prices, load_prices  # noqa: E402
 from .errors import ConfigError, DataError, StockrnnError, TrainingError  # noqa: E402
 from .evaluate import Evaluation, evaluate  # noqa: E402
 from .forecaster import Forecaster, NetworkForecaster, Persistence, RidgeForecaster, load, make_forecaster  # noqa: E402
+from .panel import Panel, load_panel  # noqa: E402
+from .panel_eval import PanelEvaluation, evaluate_panel  # noqa: E402
 
 __all__ = [
     "ConfigError",
@@ -15,6 +17,8 @@ __all__ = [
     "Forecaster",
     "ModelConfig",
     "NetworkForecaster",
+    "Panel",
+    "PanelEvaluation",
     "Persistence",
     "Prices",
     "RidgeForecaster",
@@ -22,7 +26,9 @@ __all__ = [
     "TrainingError",
     "__version__",
     "evaluate",
+    "evaluate_panel",
     "load",
+    "load_panel",
     "load_prices",
     "make_forecaster",
     "model_config",

@@ -53,6 +53,11 @@ class PanelEvaluation:
     def failed(self) -> list[dict]:
         return self.panel["failed"]
 
+    @property
+    def exit_code(self) -> int:
+        """0, or 4 when some tickers or global fits failed (each listed in panel.json)."""
+        return 4 if self.failed else 0
+
 
 class GlobalMember:
     """A global model, fitted once on the panel, seen by `evaluate` as one ticker's forecaster:

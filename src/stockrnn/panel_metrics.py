@@ -110,7 +110,8 @@ def against(summary: pd.DataFrame, model: str, reference: str) -> tuple[float | 
 
 
 def panel_scores(summary: pd.DataFrame, ic: pd.DataFrame | None = None) -> dict[str, dict]:
-    """panel.json's "models": per model, tickers scored, share with skill > 0, median and mean skill,
+    """panel.json's "models": per model, tickers scored, share with skill > 0 (null for persistence
+    itself, as a comparison of a model with itself is everywhere), median and mean skill,
     share with a lower RMSE than ridge_local and than the global ridge with Wilcoxon p-values, and
     the rank IC statistics."""
     result = {}
@@ -119,7 +120,7 @@ def panel_scores(summary: pd.DataFrame, ic: pd.DataFrame | None = None) -> dict[
         skill = rows["skill"].dropna()
         entry = {
             "tickers": int(rows["ticker"].nunique()),
-            "beats_persistence": float(np.mean(skill > 0)) if len(skill) else None,
+            "beats_persistence": float(np.mean(skill > 0)) if len(skill) and name != "persistence" else None,
             "median_skill": float(skill.median()) if len(skill) else None,
             "mean_skill": float(skill.mean()) if len(skill) else None,
         }
