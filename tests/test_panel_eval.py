@@ -138,6 +138,7 @@ def test_summary_panel_json_and_rank_ic(panel):
     assert lstm["tickers"] == 5 and lstm["wilcoxon_p_vs_ridge_local"] is not None
     assert lstm["beats_ridge"] == 0.0 and lstm["wilcoxon_p_vs_ridge"] is None  # same stand-in: equal RMSE
     assert len(result.rank_ic) == 50 and list(result.rank_ic.columns) == list(result.panel["models"])
+    assert result.panel["settings"]["rank_ic"]["days_left_out"] == 0
     assert lstm["rank_ic_mean"] == pytest.approx(result.rank_ic["lstm"].mean())
 
 
@@ -149,6 +150,8 @@ def test_write_panel_outputs(panel, tmp_path):
     assert list(summary.columns) == list(SUMMARY_COLUMNS) and len(summary) == 12
     content = json.loads((out / "panel.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert content["models"]["ridge_local"]["wilcoxon_p_vs_ridge_local"] is None
+    assert content["settings"]["rank_ic"]["days_left_out"] == 50  # 3 tickers a day: under 5, no rank IC
+    assert content["models"]["lstm"]["rank_ic_mean"] is None
     assert content["settings"]["test_start"] == panel["AAA"].index[250].strftime("%Y-%m-%d")
     for ticker in few:
         assert {p.name for p in (out / ticker).iterdir()} >= {"metrics.json", "predictions.csv", "forecast.png"}
@@ -187,6 +190,8 @@ def test_short_ticker_is_skipped_and_printed(panel):
     skipped = result.panel["skipped"]
     assert skipped[0]["ticker"] == "NEW" and skipped[0]["reason"].startswith("3 rows before the test start")
     assert "NEW" not in result.evaluations
+    with pytest.raises(ConfigError, match="test end 'soon' is not a date"):
+        run(panel, test_end="soon")
     console = Console(width=200, record=True)
     print_panel(console, result)
     text = console.export_text()

@@ -140,12 +140,10 @@ def evaluate_panel(
     target, horizon = configs[names[0]].target, configs[names[0]].horizon
     if any((c.target, c.horizon) != (target, horizon) for c in configs.values()):
         raise ConfigError("all models of one panel run need the same target and horizon")
-    try:
-        start = pd.Timestamp(test_start) if test_start is not None else default_test_start(panel)
-    except ValueError:
-        raise ConfigError(f"test start '{test_start}' is not a date (use YYYY-MM-DD)") from None
-    if test_end is not None and pd.Timestamp(test_end) < start:
-        raise ConfigError(f"test end {pd.Timestamp(test_end):%Y-%m-%d} is before the test start {start:%Y-%m-%d}")
+    start = _day(test_start, "test start") if test_start is not None else default_test_start(panel)
+    test_end, train_start = _day(test_end, "test end"), _day(train_start, "train start")
+    if test_end is not None and test_end < start:
+        raise ConfigError(f"test end {test_end:%Y-%m-%d} is before the test start {start:%Y-%m-%d}")
     need = max(1 if n == "persistence" else c.window for n, c in configs.items()) + horizon
     usable = panel.require_history(start, need, train_start, test_end, target)
     if not usable:
@@ -178,20 +176,27 @@ def evaluate_panel(
 
     scored = [n for n in names if n not in GLOBAL_MODELS or n in fitted]
     summary = summary_table({t: e.metrics for t, e in evaluations.items()})
-    ic = rank_ic(step_one(evaluations, usable, target), scored)
+    forecasts = step_one(evaluations, usable, target)
+    ic = rank_ic(forecasts, scored)
+    few = forecasts["date"].nunique() - len(ic)
     settings = {
         "source": panel.source,
         "tickers_loaded": len(panel),
         "tickers_evaluated": len(evaluations),
         "test_start": start.strftime("%Y-%m-%d"),
         "test_end": max((e.metrics["settings"]["test_end"] for e in evaluations.values()), default=None),
-        "train_start": None if train_start is None else pd.Timestamp(train_start).strftime("%Y-%m-%d"),
+        "train_start": None if train_start is None else train_start.strftime("%Y-%m-%d"),
         "train_end": train_end.strftime("%Y-%m-%d"),
         "target": target,
         "horizon": horizon,
         "cost_bps": cost_bps,
         "preset": preset,
-        "rank_ic": {"definition": IC_NOTE, "min_tickers_per_day": MIN_TICKERS_PER_DAY, "days": len(ic)},
+        "rank_ic": {
+            "definition": IC_NOTE,
+            "min_tickers_per_day": MIN_TICKERS_PER_DAY,
+            "days": len(ic),
+            "days_left_out": few,  # test days with fewer tickers than that
+        },
         "models": {n: _model_settings(n, configs[n], fitted.get(n)) for n in names},
     }
     content = {
@@ -217,6 +222,15 @@ def step_one(evaluations: Mapping[str, Evaluation], panel: Panel, target: str) -
     if not parts:
         return pd.DataFrame(columns=["date", "ticker", "last_close", "actual"])
     return pd.concat(parts, ignore_index=True)
+
+
+def _day(value: str | pd.Timestamp | None, what: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value).normalize()
+    except (ValueError, TypeError):
+        raise ConfigError(f"{what} '{value}' is not a date (use YYYY-MM-DD)") from None
 
 
 def _config(name: str, preset: str | None, overrides: dict) -> ModelConfig:

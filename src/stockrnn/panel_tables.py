@@ -22,7 +22,8 @@ def print_panel(console: Console, result: PanelEvaluation) -> None:
     s = result.panel["settings"]
     title = (
         f"panel {s['source']}: {s['target']}, {s['tickers_evaluated']} tickers evaluated, test from "
-        f"{s['test_start']} (rank IC over {s['rank_ic']['days']} days)"
+        f"{s['test_start']} (rank IC over {s['rank_ic']['days']} days, {s['rank_ic']['days_left_out']} days with "
+        f"fewer than {s['rank_ic']['min_tickers_per_day']} tickers left out)"
     )
     table = Table(title=title, title_justify="left")
     for header, _, spec in COLUMNS:
