@@ -8,6 +8,8 @@ from .errors import ConfigError, DataError, StockrnnError, TrainingError  # noqa
 from .evaluate import Evaluation, evaluate  # noqa: E402
 from .explain import Explanation, explain  # noqa: E402
 from .forecaster import Forecaster, NetworkForecaster, Persistence, RidgeForecaster, load, make_forecaster  # noqa: E402
+from .panel import Panel, load_panel  # noqa: E402
+from .panel_eval import PanelEvaluation, evaluate_panel  # noqa: E402
 
 __all__ = [
     "ConfigError",
@@ -17,6 +19,8 @@ __all__ = [
     "Forecaster",
     "ModelConfig",
     "NetworkForecaster",
+    "Panel",
+    "PanelEvaluation",
     "Persistence",
     "Prices",
     "RidgeForecaster",
@@ -24,8 +28,10 @@ __all__ = [
     "TrainingError",
     "__version__",
     "evaluate",
+    "evaluate_panel",
     "explain",
     "load",
+    "load_panel",
     "load_prices",
     "make_forecaster",
     "model_config",

@@ -1,0 +1,183 @@
+"""A panel of many tickers: `load_panel` and `Panel` (ticker -> `Prices`, plus who was left out and why).
+
+Every source goes through `load_prices`, so each ticker is parsed, repaired and reported exactly as a
+single file would be. The panel adds one rule of its own: a ticker is never dropped silently. A file
+that cannot be read stops the load (naming the file) unless `skip_bad`; a file that reads but fails
+validation (too many repairs, a constant price, a spliced history) and a ticker with too little
+history for the split are moved to `Panel.skipped` with the reason, and the other tickers go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from . import data
+from .data import Prices, load_prices
+from .errors import DataError
+from .sources import list_folder, read_source, ticker_from_filename
+
+__all__ = ["MAX_JUMP_SHARE", "Panel", "load_panel"]
+
+TICKER_COLUMNS = ("ticker", "symbol", "name")
+# A history whose close jumps by more than data.SPLIT_FACTOR on more than this share of days is not one
+# company's prices (TT in the shared S&P 500 set joins a penny stock to the 2020 listing): skipped.
+MAX_JUMP_SHARE = 0.01
+
+
+class Panel(Mapping[str, Prices]):
+    """Tickers in load order -> `Prices`; `skipped` lists {"ticker", "reason"} for each one left out."""
+
+    def __init__(self, prices: Mapping[str, Prices], skipped: Sequence[dict] = (), source: str = "<panel>") -> None:
+        self.prices = dict(prices)
+        self.skipped = [dict(s) for s in skipped]
+        self.source = source
+
+    def __getitem__(self, ticker: str) -> Prices:
+        return self.prices[ticker]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.prices)
+
+    def __len__(self) -> int:
+        return len(self.prices)
+
+    def __repr__(self) -> str:
+        return f"Panel({self.source!r}: {len(self)} tickers, {len(self.skipped)} skipped)"
+
+    def require_history(
+        self,
+        test_start: str | pd.Timestamp,
+        need_rows: int,
+        train_start: str | pd.Timestamp | None = None,
+        test_end: str | pd.Timestamp | None = None,
+        target: str | None = None,
+    ) -> Panel:
+        """A new panel without the tickers that cannot serve this split, each moved to `skipped`:
+        fewer than `need_rows` rows from `train_start` to before `test_start`, no row in the test
+        span, or (with `target`) a target column that is missing or constant in the training rows."""
+        start = pd.Timestamp(test_start)
+        end = None if test_end is None else pd.Timestamp(test_end)
+        kept, skipped = {}, list(self.skipped)
+        for ticker, prices in self.prices.items():
+            frame = prices.frame
+            train = frame.loc[train_start : start - pd.Timedelta(days=1)]
+            test = frame.loc[start:end]
+            reason = None
+            if len(train) < need_rows:
+                first = frame.index[0].strftime("%Y-%m-%d")
+                reason = (
+                    f"{len(train)} rows before the test start {start:%Y-%m-%d} (data from {first}), "
+                    f"the models need {need_rows}"
+                )
+            elif len(test) == 0:
+                reason = f"no rows in the test span (data ends {frame.index[-1]:%Y-%m-%d})"
+            elif target is not None:
+                if target not in frame.columns:
+                    reason = f"no column for target '{target}' (columns: {', '.join(frame.columns)})"
+                elif train[target].nunique() <= 1:
+                    reason = f"{target} is constant over the training rows: nothing to learn"
+            if reason is None:
+                kept[ticker] = prices
+            else:
+                skipped.append({"ticker": ticker, "reason": reason})
+        return Panel(kept, skipped, self.source)
+
+
+def load_panel(
+    source: str | Path | Sequence[str | Path] | Mapping[str, pd.DataFrame] | pd.DataFrame,
+    skip_bad: bool = False,
+    allow_gaps: bool | None = None,
+) -> Panel:
+    """Load a panel from a folder of CSV/Parquet files, a list of paths, a dict ticker -> DataFrame, or
+    one long DataFrame with a `ticker` (or `symbol`/`name`) column.
+
+    A file that cannot be read raises `DataError` naming it, unless `skip_bad` (then it is skipped
+    with the reason). Validation failures are always skipped with their reason. `allow_gaps` as in
+    `load_prices` (None: its per-source default, strict for files, lenient for DataFrames)."""
+    if isinstance(source, pd.DataFrame):
+        items, label = _split_long(source), "<DataFrame>"
+    elif isinstance(source, Mapping):
+        items, label = list(source.items()), "<dict>"
+    elif isinstance(source, str | Path):
+        folder = Path(source)
+        if not folder.is_dir():
+            raise DataError(f"{folder}: not a folder (a panel is a folder, a list of files or DataFrames)")
+        items, label = [(None, path) for path in list_folder(folder)], str(folder)
+    else:
+        items, label = [(None, Path(p)) for p in source], "<files>"
+        if not items:
+            raise DataError("load_panel: the list of files is empty")
+    kept: dict[str, Prices] = {}
+    skipped: list[dict] = []
+    for ticker, item in items:
+        try:
+            prices = _load_one(ticker, item, allow_gaps)
+        except DataError as exc:
+            if not skip_bad and not _parses(item):
+                raise
+            name = ticker if ticker is not None else ticker_from_filename(Path(item))
+            skipped.append({"ticker": str(name), "reason": str(exc)})
+            continue
+        reason = _suspect(prices)
+        if reason is not None:
+            skipped.append({"ticker": prices.name, "reason": reason})
+        elif prices.name in kept:
+            first = kept[prices.name].source
+            raise DataError(f"{label}: ticker {prices.name} is in both {first} and {prices.source}")
+        else:
+            kept[prices.name] = prices
+    if not kept:
+        reasons = "; ".join(f"{s['ticker']}: {s['reason']}" for s in skipped[:3])
+        raise DataError(f"{label}: no usable ticker ({reasons})")
+    return Panel(kept, skipped, label)
+
+
+def _load_one(ticker: str | None, item: Path | pd.DataFrame, allow_gaps: bool | None) -> Prices:
+    """One ticker through `load_prices`; a DataFrame gets its ticker as name and in its source label."""
+    if not isinstance(item, pd.DataFrame):
+        return load_prices(item, allow_gaps=bool(allow_gaps))
+    try:
+        prices = load_prices(item, allow_gaps=allow_gaps)
+    except DataError as exc:
+        raise DataError(str(exc).replace("<DataFrame>", f"<DataFrame {ticker}>", 1)) from None
+    return Prices(prices.frame, prices.repairs, f"<DataFrame {ticker}>", str(ticker))
+
+
+def _parses(item: Path | pd.DataFrame) -> bool:
+    """Whether the source reads as a price table (the load failed on validation, not on reading).
+
+    Only called on the error path, so the second read costs nothing in the usual case."""
+    try:
+        data._parse(read_source(item))
+    except DataError:
+        return False
+    return True
+
+
+def _suspect(prices: Prices) -> str | None:
+    """A reason to leave a ticker out that `load_prices` only reports: a spliced history."""
+    jumps = prices.repairs.jumps
+    if len(jumps) > max(MAX_JUMP_SHARE * len(prices), 3):
+        return (
+            f"{prices.source}: close moves beyond x{data.SPLIT_FACTOR:g} on {len(jumps)} of {len(prices)} days "
+            f"(first {jumps[0][0]:%Y-%m-%d}): a spliced or unadjusted history"
+        )
+    return None
+
+
+def _split_long(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """One long table to (ticker, its rows), in order of first appearance."""
+    columns = {str(c).strip().lower(): c for c in frame.columns}
+    column = next((columns[c] for c in TICKER_COLUMNS if c in columns), None)
+    if column is None:
+        raise DataError(
+            f"<DataFrame>: no ticker column (expected one of {', '.join(TICKER_COLUMNS)}; "
+            f"columns: {', '.join(map(str, frame.columns))})"
+        )
+    tickers = frame[column].astype(str).str.strip()
+    if (tickers == "").any() or frame[column].isna().any():
+        raise DataError(f"<DataFrame>: column {column} has an empty ticker")
+    return [(ticker, rows.drop(columns=column)) for ticker, rows in frame.groupby(tickers.to_numpy(), sort=False)]

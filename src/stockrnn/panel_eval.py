@@ -1,0 +1,262 @@
+"""Holdout evaluation over a panel: global models fitted once on every ticker's training rows, local
+models fitted per ticker, every ticker scored by `evaluate` as a single file would be, then the
+panel scores (skill shares, tests against ridge, the daily rank IC).
+
+One date split for the whole panel, so that a global model never sees a test day of any ticker:
+training rows are those before `test_start` (from `train_start`), test days `test_start..test_end`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import reduce
+
+import pandas as pd
+
+from .config import ModelConfig, model_config
+from .data import Prices
+from .errors import ConfigError, StockrnnError
+from .evaluate import DEFAULT_COST_BPS, DEFAULT_TEST_ROWS, Evaluation, evaluate
+from .forecaster import make_forecaster, versions
+from .panel import Panel
+from .panel_metrics import MIN_TICKERS_PER_DAY, panel_scores, rank_ic, summary_table
+
+GLOBAL_MODELS = ("lstm", "gru", "ridge")
+LOCAL_MODELS = ("lstm_local", "gru_local", "ridge_local")
+PANEL_MODELS = (*GLOBAL_MODELS, *LOCAL_MODELS, "persistence")
+DEFAULT_PANEL_MODELS = ("lstm", "gru", "ridge", "ridge_local", "persistence")
+IC_NOTE = (
+    "Spearman correlation across tickers, per test day, of log(forecast / last close) with "
+    "log(actual / last close), step 1; for a High target the actual is the day's high, so the IC also "
+    "rewards ranking the day's range: persistence (the last high) scores above 0, compare with it"
+)
+
+Progress = Callable[[str, int, int], None]  # (unit just finished, units done, units in all)
+
+
+@dataclass
+class PanelEvaluation:
+    """Per-ticker evaluations, summary.csv (ticker x model), panel.json's content and the daily
+    rank IC (date x model)."""
+
+    evaluations: dict[str, Evaluation]
+    summary: pd.DataFrame
+    panel: dict
+    rank_ic: pd.DataFrame
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.panel["models"])
+
+    @property
+    def failed(self) -> list[dict]:
+        return self.panel["failed"]
+
+    @property
+    def exit_code(self) -> int:
+        """0, or 4 when some tickers or global fits failed (each listed in panel.json)."""
+        return 4 if self.failed else 0
+
+
+class GlobalMember:
+    """A global model, fitted once on the panel, seen by `evaluate` as one ticker's forecaster:
+    `fit` only checks that the panel fit ended before this ticker's test span; the forecasts come
+    from the global model."""
+
+    def __init__(self, model, train_end: pd.Timestamp) -> None:
+        self.model = model
+        self.name = model.name
+        self.config = model.config
+        self.train_end = train_end
+
+    @property
+    def history(self) -> int:
+        return getattr(self.model, "history", self.config.window)
+
+    def fit(self, prices: Prices, train_start=None, train_end=None) -> GlobalMember:
+        if train_end is not None and len(prices.frame.loc[pd.Timestamp(train_end) : self.train_end]) > 1:
+            raise ConfigError(
+                f"{prices.source}: the global {self.name} model was trained on rows up to {self.train_end:%Y-%m-%d}, "
+                f"after this ticker's training end {pd.Timestamp(train_end):%Y-%m-%d}"
+            )
+        return self
+
+    def rolling(self, prices: Prices, start, end=None) -> pd.DataFrame:
+        return self.model.rolling(prices, start, end)
+
+    def predict(self, prices: Prices, horizon: int = 1) -> pd.DataFrame:
+        return self.model.predict(prices, horizon)
+
+
+def panel_models(models: str | Sequence[str] | None) -> list[str]:
+    """Model names of a panel run ('lstm,ridge_local'), checked, persistence added."""
+    if models is None:
+        return list(DEFAULT_PANEL_MODELS)
+    names = [n.strip().lower() for n in (models.split(",") if isinstance(models, str) else models) if n.strip()]
+    for name in names:
+        if name not in PANEL_MODELS:
+            raise ConfigError(f"unknown model '{name}' for a panel (choose from {', '.join(PANEL_MODELS)})")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"models name a model twice: {', '.join(names)}")
+    return names if "persistence" in names else [*names, "persistence"]
+
+
+def default_test_start(panel: Panel) -> pd.Timestamp:
+    """The date 252 trading days before the panel's last date (over the union of its dates)."""
+    dates = reduce(pd.Index.union, (p.index for p in panel.values()))
+    if len(dates) <= DEFAULT_TEST_ROWS:
+        raise ConfigError(f"{panel.source}: {len(dates)} dates; give a test start (default: the last 252)")
+    return dates[-DEFAULT_TEST_ROWS]
+
+
+def evaluate_panel(
+    panel: Panel,
+    models: str | Sequence[str] | None = None,
+    test_start: str | pd.Timestamp | None = None,
+    test_end: str | pd.Timestamp | None = None,
+    train_start: str | pd.Timestamp | None = None,
+    configs: Mapping[str, ModelConfig] | None = None,
+    preset: str | None = None,
+    on_progress: Progress | None = None,
+    global_factory: Callable | None = None,
+    cost_bps: float = DEFAULT_COST_BPS,
+    **overrides,
+) -> PanelEvaluation:
+    """Fit the global models once on the training rows of every ticker, then `evaluate` each ticker
+    with those, fresh local models and persistence. A ticker with too little history is skipped
+    (listed with its reason); a ticker or global fit that fails with a StockrnnError is listed in
+    `panel["failed"]` and the rest go on.
+
+    Configs: `configs[name]` where given (keyed by panel model name: "lstm", "ridge_local", ...),
+    else global models start from `global_models.global_config` and local ones from `model_config`,
+    then `preset`, then `overrides` (target, window, epochs, ...). `global_factory(name, config)`
+    makes a global model (default: `global_models.make_global`). `on_progress(unit, done, total)`
+    is called after each global fit and each ticker."""
+    names = panel_models(models)
+    configs = {n: (configs or {}).get(n) or _config(n, preset, overrides) for n in names}
+    if global_factory is None and any(n in GLOBAL_MODELS for n in names):
+        from .global_models import make_global as global_factory
+    target, horizon = configs[names[0]].target, configs[names[0]].horizon
+    if any((c.target, c.horizon) != (target, horizon) for c in configs.values()):
+        raise ConfigError("all models of one panel run need the same target and horizon")
+    start = _day(test_start, "test start") if test_start is not None else default_test_start(panel)
+    test_end, train_start = _day(test_end, "test end"), _day(train_start, "train start")
+    if test_end is not None and test_end < start:
+        raise ConfigError(f"test end {test_end:%Y-%m-%d} is before the test start {start:%Y-%m-%d}")
+    need = max(1 if n == "persistence" else c.window for n, c in configs.items()) + horizon
+    usable = panel.require_history(start, need, train_start, test_end, target)
+    if not usable:
+        raise ConfigError(f"{panel.source}: no ticker has {need} rows before the test start {start:%Y-%m-%d}")
+    train_end = start - pd.Timedelta(days=1)
+    total = len(usable) + sum(n in GLOBAL_MODELS for n in names)
+    done, failed, fitted = 0, [], {}
+    for name in (n for n in names if n in GLOBAL_MODELS):
+        try:
+            fitted[name] = global_factory(name, configs[name]).fit_panel(usable, train_start, train_end)
+        except StockrnnError as exc:
+            failed.append({"unit": f"{name} (global fit)", "error": str(exc)})
+        done += 1
+        if on_progress is not None:
+            on_progress(f"{name} (global)", done, total)
+
+    evaluations = {}
+    for ticker, prices in usable.items():
+        members = [_member(n, configs[n], fitted, train_end) for n in names if n not in GLOBAL_MODELS or n in fitted]
+        try:
+            evaluations[ticker] = evaluate(
+                prices, members, test_start=start, test_end=test_end, train_start=train_start,
+                settings={"ticker": ticker, "panel": usable.source}, cost_bps=cost_bps,
+            )  # fmt: skip
+        except StockrnnError as exc:
+            failed.append({"unit": ticker, "error": str(exc)})
+        done += 1
+        if on_progress is not None:
+            on_progress(ticker, done, total)
+
+    scored = [n for n in names if n not in GLOBAL_MODELS or n in fitted]
+    summary = summary_table({t: e.metrics for t, e in evaluations.items()})
+    forecasts = step_one(evaluations, usable, target)
+    ic = rank_ic(forecasts, scored)
+    few = forecasts["date"].nunique() - len(ic)
+    settings = {
+        "source": panel.source,
+        "tickers_loaded": len(panel),
+        "tickers_evaluated": len(evaluations),
+        "test_start": start.strftime("%Y-%m-%d"),
+        "test_end": max((e.metrics["settings"]["test_end"] for e in evaluations.values()), default=None),
+        "train_start": None if train_start is None else train_start.strftime("%Y-%m-%d"),
+        "train_end": train_end.strftime("%Y-%m-%d"),
+        "target": target,
+        "horizon": horizon,
+        "cost_bps": cost_bps,
+        "preset": preset,
+        "rank_ic": {
+            "definition": IC_NOTE,
+            "min_tickers_per_day": MIN_TICKERS_PER_DAY,
+            "days": len(ic),
+            "days_left_out": few,  # test days with fewer tickers than that
+        },
+        "models": {n: _model_settings(n, configs[n], fitted.get(n)) for n in names},
+    }
+    content = {
+        "models": panel_scores(summary, ic),
+        "skipped": usable.skipped,
+        "failed": failed,
+        "settings": settings,
+        "versions": versions(),
+    }
+    return PanelEvaluation(evaluations, summary, content, ic)
+
+
+def step_one(evaluations: Mapping[str, Evaluation], panel: Panel, target: str) -> pd.DataFrame:
+    """Every ticker's scored step-1 forecasts with the last close before each: `date, ticker,
+    last_close, actual, <model>...`; days whose target was repaired are left out, as in scoring."""
+    parts = []
+    for ticker, evaluation in evaluations.items():
+        prices = panel[ticker]
+        rows = evaluation.predictions[evaluation.predictions["step"] == 1]
+        rows = rows[~rows["date"].isin(prices.repairs.changed_dates(target))]
+        close = prices.frame["close"].reindex(rows["origin"]).to_numpy()
+        parts.append(rows[["date", "actual", *evaluation.models]].assign(ticker=ticker, last_close=close))
+    if not parts:
+        return pd.DataFrame(columns=["date", "ticker", "last_close", "actual"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _day(value: str | pd.Timestamp | None, what: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value).normalize()
+    except (ValueError, TypeError):
+        raise ConfigError(f"{what} '{value}' is not a date (use YYYY-MM-DD)") from None
+
+
+def _config(name: str, preset: str | None, overrides: dict) -> ModelConfig:
+    """A local model or persistence: the single-ticker config; a global model: the global defaults
+    (global_models.global_config), then the preset, then the overrides."""
+    if name in GLOBAL_MODELS:
+        from .global_models import global_config
+
+        return global_config(name, preset, **overrides)
+    return model_config(name.removesuffix("_local"), preset, **overrides)
+
+
+def _model_settings(name: str, config: ModelConfig, fitted_model) -> dict:
+    """panel.json's settings of one model: its kind, its config and, for a global model, the
+    tickers its panel fit left out (with reasons), so that none is dropped silently."""
+    kind = "global" if name in GLOBAL_MODELS else "local" if name in LOCAL_MODELS else "baseline"
+    entry = {"kind": kind, "config": config.to_dict()}
+    if fitted_model is not None:
+        entry["fit_skipped"] = list(getattr(fitted_model, "fitted_", {}).get("skipped", []))
+    return entry
+
+
+def _member(name: str, config: ModelConfig, fitted: dict, train_end: pd.Timestamp):
+    """The forecaster `evaluate` gets for this model on one ticker (a fresh one for local models)."""
+    if name in fitted:
+        return GlobalMember(fitted[name], train_end)
+    model = make_forecaster(name.removesuffix("_local"), config)
+    model.name = name
+    return model

@@ -1,0 +1,40 @@
+"""Writing a panel run: OUT/<ticker>/ as a single-ticker run, summary.csv, panel.json, rank_ic.csv
+and the panel figures, all in one atomic folder (all or nothing)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from .files import atomic_dir
+from .outputs import _clean, write_evaluation
+from .panel_eval import PanelEvaluation
+from .panel_plots import rmse_figure, skill_figure
+
+
+def ticker_folder(ticker: str) -> str:
+    """A ticker as a folder name ('BRK/B' -> 'BRK_B')."""
+    return re.sub(r"[^\w.\-^=]", "_", ticker).lstrip(".") or "ticker"
+
+
+def write_panel(result: PanelEvaluation, out: str | Path) -> Path:
+    """Write every output into `out`, replacing a previous run there only once all are written.
+    rmse_vs_ridge_local.png is left out when the run has no ridge_local."""
+    with atomic_dir(out) as tmp:
+        for ticker, evaluation in result.evaluations.items():
+            write_evaluation(evaluation, tmp / ticker_folder(ticker))
+        result.summary.to_csv(tmp / "summary.csv", index=False, float_format="%.6g")
+        (tmp / "panel.json").write_text(json.dumps(_clean(result.panel), indent=2) + "\n")
+        result.rank_ic.to_csv(tmp / "rank_ic.csv", date_format="%Y-%m-%d", float_format="%.6g")
+        figures = {
+            "skill_distribution.png": skill_figure(result.summary),
+            "rmse_vs_ridge_local.png": rmse_figure(result.summary),
+        }
+        for name, figure in figures.items():
+            if figure is not None:
+                figure.savefig(tmp / name)
+                plt.close(figure)
+    return Path(out)

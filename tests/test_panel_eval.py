@@ -1,0 +1,213 @@
+"""evaluate_panel and write_panel on synthetic tickers, with a stand-in global model (a pooled AR(1)
+on the target's log returns, fitted in NumPy) implementing the global-model interface."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from stockrnn.config import ModelConfig, model_config
+from stockrnn.errors import ConfigError, TrainingError
+from stockrnn.evaluate import evaluate
+from stockrnn.forecaster import make_forecaster
+from stockrnn.panel import load_panel
+from stockrnn.panel_eval import DEFAULT_PANEL_MODELS, GlobalMember, evaluate_panel, panel_models
+from stockrnn.panel_metrics import SUMMARY_COLUMNS
+from stockrnn.panel_outputs import write_panel
+from stockrnn.panel_tables import print_panel
+
+from conftest import TINY, make_prices
+
+TICKERS = ("AAA", "BBB", "CCC", "DDD", "EEE")
+PANEL_KEYS = {
+    "tickers", "beats_persistence", "median_skill", "mean_skill", "beats_ridge_local", "wilcoxon_p_vs_ridge_local",
+    "beats_ridge", "wilcoxon_p_vs_ridge", "rank_ic_mean", "rank_ic_t", "rank_ic_positive_days",
+}  # fmt: skip
+
+
+class PooledAR:
+    """Stand-in global model: next log return of the target = a + b * last one, pooled over tickers."""
+
+    def __init__(self, name: str, config: ModelConfig | None = None, fail_on: str | None = None) -> None:
+        self.name, self.config, self.fail_on = name, config or ModelConfig(), fail_on
+        self.fits: list[dict] = []
+
+    def fit_panel(self, panel, train_start=None, train_end=None, on_epoch=None):
+        x, y = [], []
+        for prices in panel.values():
+            r = np.diff(np.log(prices.frame.loc[train_start:train_end, self.config.target].to_numpy()))
+            x.append(r[:-1])
+            y.append(r[1:])
+        self.b_, self.a_ = np.polyfit(np.concatenate(x), np.concatenate(y), 1)
+        last_seen = max(p.frame.loc[train_start:train_end].index[-1] for p in panel.values())
+        self.fits.append({"tickers": list(panel), "last_seen": last_seen})
+        return self
+
+    def rolling(self, prices, start, end=None):
+        if prices.name == self.fail_on:
+            raise TrainingError(f"the {self.name} model gave a non-finite forecast on {prices.name}")
+        index = prices.index
+        first = index.searchsorted(pd.Timestamp(start))
+        last = len(index) - 1 if end is None else index.searchsorted(pd.Timestamp(end), "right") - 1
+        origins = np.arange(first, last + 1) - 1
+        x = prices.frame[self.config.target].to_numpy()
+        step = x[origins] * np.exp(self.a_ + self.b_ * np.log(x[origins] / x[origins - 1]))
+        return pd.DataFrame({"step_1": step}, index=pd.DatetimeIndex(index[origins], name="origin"))
+
+    def predict(self, prices, horizon=1):
+        raise NotImplementedError
+
+
+def factory(made: dict, fail_on: str | None = None):
+    def make(name, config):
+        made[name] = PooledAR(name, config, fail_on)
+        return made[name]
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def global_models(monkeypatch) -> dict:
+    """The stand-in as `stockrnn.global_models` (make_global, global_config); returns the models it made."""
+    made: dict = {}
+    module = types.ModuleType("stockrnn.global_models")
+    module.make_global = factory(made)
+    module.global_config = lambda name, preset=None, **overrides: model_config(name, preset, **overrides)
+    monkeypatch.setitem(sys.modules, "stockrnn.global_models", module)
+    return made
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return load_panel({t: make_prices(300, seed=i) for i, t in enumerate(TICKERS)})
+
+
+def run(panel, made=None, fail_on=None, **kwargs):
+    made = {} if made is None else made
+    kwargs.setdefault("models", "lstm,ridge,ridge_local,persistence")
+    return evaluate_panel(
+        panel, test_start=panel["AAA"].index[250], global_factory=factory(made, fail_on), **TINY, **kwargs
+    )
+
+
+def test_panel_models_default_and_checks():
+    assert panel_models(None) == list(DEFAULT_PANEL_MODELS)
+    assert panel_models("lstm_local,ridge") == ["lstm_local", "ridge", "persistence"]
+    with pytest.raises(ConfigError, match="unknown model 'rnn'"):
+        panel_models("lstm,rnn")
+
+
+def test_global_models_fit_once_before_the_test_start_and_forecast_every_ticker(panel):
+    made, progress = {}, []
+    result = run(panel, made, on_progress=lambda unit, done, total: progress.append((unit, done, total)))
+    start = panel["AAA"].index[250]
+    for name in ("lstm", "ridge"):
+        assert len(made[name].fits) == 1 and made[name].fits[0]["tickers"] == list(TICKERS)
+        assert made[name].fits[0]["last_seen"] < start  # no test day in the global fit
+    assert list(result.evaluations) == list(TICKERS) and result.exit_code == 0
+    assert result.evaluations["CCC"].models == ["lstm", "ridge", "ridge_local", "persistence"]
+    assert progress[-1] == ("EEE", 7, 7) and progress[0] == ("lstm (global)", 1, 7)
+    assert result.panel["settings"]["models"]["ridge_local"]["kind"] == "local"
+    assert result.panel["settings"]["train_end"] < start.strftime("%Y-%m-%d")
+
+
+def test_ridge_local_is_the_single_ticker_ridge(panel):
+    result = run(panel)
+    config = replace(ModelConfig(), **TINY)
+    single = evaluate(panel["BBB"], [make_forecaster("ridge", config)], test_start=panel["BBB"].index[250])
+    rows = result.summary.set_index(["ticker", "model"])
+    assert rows.loc[("BBB", "ridge_local"), "rmse"] == pytest.approx(single.metrics["models"]["ridge"]["rmse"])
+
+
+def test_summary_panel_json_and_rank_ic(panel):
+    result = run(panel)
+    assert tuple(result.summary.columns) == SUMMARY_COLUMNS
+    assert len(result.summary) == len(TICKERS) * 4
+    assert set(result.panel) == {"models", "skipped", "failed", "settings", "versions"}
+    assert list(result.panel["models"]) == ["lstm", "ridge", "ridge_local", "persistence"]
+    for scores in result.panel["models"].values():
+        assert set(scores) >= PANEL_KEYS
+    lstm = result.panel["models"]["lstm"]
+    assert lstm["tickers"] == 5 and lstm["wilcoxon_p_vs_ridge_local"] is not None
+    assert lstm["beats_ridge"] == 0.0 and lstm["wilcoxon_p_vs_ridge"] is None  # same stand-in: equal RMSE
+    assert len(result.rank_ic) == 50 and list(result.rank_ic.columns) == list(result.panel["models"])
+    assert result.panel["settings"]["rank_ic"]["days_left_out"] == 0
+    assert lstm["rank_ic_mean"] == pytest.approx(result.rank_ic["lstm"].mean())
+
+
+def test_write_panel_outputs(panel, tmp_path):
+    few = TICKERS[:3]  # fewer figures to draw; the panel figures need no rank IC
+    result = run(load_panel({t: panel[t].frame for t in few}))
+    out = write_panel(result, tmp_path / "run")
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns) == list(SUMMARY_COLUMNS) and len(summary) == 12
+    content = json.loads((out / "panel.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert content["models"]["ridge_local"]["wilcoxon_p_vs_ridge_local"] is None
+    assert content["settings"]["rank_ic"]["days_left_out"] == 50  # 3 tickers a day: under 5, no rank IC
+    assert content["models"]["lstm"]["rank_ic_mean"] is None
+    assert content["settings"]["test_start"] == panel["AAA"].index[250].strftime("%Y-%m-%d")
+    for ticker in few:
+        assert {p.name for p in (out / ticker).iterdir()} >= {"metrics.json", "predictions.csv", "forecast.png"}
+    for figure in ("skill_distribution.png", "rmse_vs_ridge_local.png"):
+        assert (out / figure).stat().st_size > 5000
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary folder left beside it
+
+
+def test_failing_ticker_is_listed_and_the_others_kept(panel):
+    result = run(panel, fail_on="CCC")
+    assert result.failed == [{"unit": "CCC", "error": "the lstm model gave a non-finite forecast on CCC"}]
+    assert list(result.evaluations) == ["AAA", "BBB", "DDD", "EEE"] and result.exit_code == 4
+    assert set(result.summary["ticker"]) == {"AAA", "BBB", "DDD", "EEE"}
+
+
+def test_failed_global_fit_is_listed_and_the_rest_run(panel):
+    def make(name, config):
+        model = PooledAR(name, config)
+        if name == "ridge":
+            model.fit_panel = lambda *a, **k: (_ for _ in ()).throw(TrainingError("ridge diverged at epoch 3"))
+        return model
+
+    result = evaluate_panel(
+        panel, "lstm,ridge,ridge_local", test_start=panel["AAA"].index[250], global_factory=make, **TINY
+    )
+    assert result.failed == [{"unit": "ridge (global fit)", "error": "ridge diverged at epoch 3"}]
+    assert list(result.panel["models"]) == ["lstm", "ridge_local", "persistence"]
+    assert result.panel["models"]["lstm"]["beats_ridge"] is None
+
+
+def test_short_ticker_is_skipped_and_printed(panel):
+    frames = {t: panel[t].frame for t in TICKERS}
+    start = panel["AAA"].index[250]
+    frames["NEW"] = make_prices(60, seed=9, start=pd.bdate_range(end=start, periods=4)[0])  # 3 rows before
+    result = run(load_panel(frames), models="lstm,ridge_local")
+    skipped = result.panel["skipped"]
+    assert skipped[0]["ticker"] == "NEW" and skipped[0]["reason"].startswith("3 rows before the test start")
+    assert "NEW" not in result.evaluations
+    with pytest.raises(ConfigError, match="test end 'soon' is not a date"):
+        run(panel, test_end="soon")
+    console = Console(width=200, record=True)
+    print_panel(console, result)
+    text = console.export_text()
+    assert "ridge_local" in text and "skipped NEW: 3 rows before" in text and "rank IC" in text
+
+
+def test_default_factory_is_global_models_make_global(panel, global_models):
+    result = evaluate_panel(panel, "gru,persistence", test_start=panel["AAA"].index[250], **TINY)
+    assert list(global_models) == ["gru"] and result.evaluations["AAA"].models == ["gru", "persistence"]
+    assert global_models["gru"].config.window == TINY["window"]  # overrides reach global_config
+    assert result.panel["settings"]["models"]["gru"]["kind"] == "global"
+
+
+def test_global_member_refuses_a_ticker_whose_training_ended_before_the_global_fit(panel):
+    prices = panel["AAA"]
+    member = GlobalMember(PooledAR("lstm"), train_end=prices.index[200])
+    assert member.fit(prices, train_end=prices.index[200]) is member
+    with pytest.raises(ConfigError, match="trained on rows up to"):
+        member.fit(prices, train_end=prices.index[150])
