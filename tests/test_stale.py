@@ -14,7 +14,7 @@ from stockrnn import DataError, evaluate, load_prices, make_forecaster, model_co
 from stockrnn.intervals import MIN_VOLATILITY, Calibration, interval_columns, volatility
 from stockrnn.metrics import coverage
 
-from conftest import make_prices
+from conftest import SHARED, make_prices
 
 
 def stale(frame: pd.DataFrame, rows: slice, jump: float = 1.0) -> pd.DataFrame:
@@ -114,3 +114,19 @@ def test_evaluate_on_untraded_stretches_warns_nothing_and_skips_them():
     for name in ("ridge", "persistence"):
         bands = result.bands(name)
         assert np.isfinite(bands.to_numpy()).all() and (bands["hi95"] / bands["lo95"]).max() < 2
+
+
+TT = SHARED / "sp500" / "TT.csv"
+
+
+@pytest.mark.skipif(not TT.exists(), reason=f"shared S&P 500 files not found at {SHARED}")
+def test_shared_tt_file_with_a_penny_stock_history():
+    """TT joins 2,279 untraded days of a penny stock to the 2020 listing: refused by the 5% limit,
+    and with --allow-gaps loaded with every untraded day named and left out of scoring."""
+    with pytest.raises(DataError, match=r"2278 of 4834 rows \(47%\) needed repair.*2278 untraded day\(s\)"):
+        load_prices(TT)
+    repairs = load_prices(TT, allow_gaps=True).repairs
+    assert repairs.dropped_untraded == [pd.Timestamp("2000-01-03")] and len(repairs.untraded) == 2278
+    assert repairs.untraded[-1] == pd.Timestamp("2018-08-16")
+    mnst = load_prices(SHARED / "sp500" / "MNST.csv").repairs  # a normal file: a few untraded days, still loads
+    assert len(mnst.untraded) == 22 and mnst.rows_repaired() == 22
