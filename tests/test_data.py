@@ -215,3 +215,9 @@ def test_high_low_close_without_open_is_widened_around_the_close(tmp_path):
     path = write(tmp_path, "Date,High,Low,Close\n2020-01-02,11,9,10\n2020-01-03,11,9,12\n")
     prices = load_prices(path, allow_gaps=True)
     assert prices.frame["high"].tolist() == [11, 12] and prices.missing_ohlc == ("open",)
+
+
+@pytest.mark.parametrize("cell", ["$1,234.50", " $1,234.50", "$ 1234.5", "\u20ac1234.5", "\u00a31,234.5"])
+def test_currency_signs_before_prices(tmp_path, cell):
+    text = f'Date,Close\n2020-01-02,"{cell}"\n2020-01-03,1240\n'
+    assert load_prices(write(tmp_path, text)).frame["close"].iloc[0] == 1234.5
