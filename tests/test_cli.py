@@ -28,7 +28,7 @@ BAD_FILES = {
     "not_utf8": (b"Date,Open,High,Low,Close\n2020-01-02,10,11,9,10\n\xff\xfe\n", "not UTF-8"),
     "header_only": (HEADER, "header but no data rows"),
     "no_date": ("Open,High,Low,Close\n10,11,9,10\n", "no date column"),
-    "no_high": ("Date,Open,Low,Close\n2020-01-02,10,9,10\n", "no column for high"),
+    "no_high": ("Date,Open,Low,Close\n2020-01-02,10,9,10\n", "no column for target 'high'"),  # the file loads
     "bad_date": (HEADER + ROW.format(d="2020-01-02") + ROW.format(d="yesterday"), "line 3: date 'yesterday'"),
     "bad_price": (HEADER + "2020-01-02,10,eleven,9,10,100\n", "line 2, column high: 'eleven' is not a number"),
     "duplicate": (HEADER + ROW.format(d="2020-01-02") + ROW.format(d="2020-01-02"), "duplicate date 2020-01-02"),

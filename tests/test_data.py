@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stockrnn import DataError, load_prices
+from stockrnn import ConfigError, DataError, load_prices
 from stockrnn.data import snake_case
 
 from conftest import IBM, TATA, make_prices, needs_shared
@@ -152,3 +152,72 @@ def test_data_error_is_one_line(tmp_path):
     message = str(info.value)
     assert "\n" not in message
     assert str(path) in message and "line 2" in message and "column high" in message and "'abc'" in message
+
+
+# -- files people have: nasdaq.com exports, slash dates, a date and a close ----------------------
+def nasdaq_csv(rows: int = 40) -> str:
+    """nasdaq.com's historical-quotes layout: newest first, month-first dates, '$' prices."""
+    frame = make_prices(rows, start="2024-01-02").round(4)
+    lines = ["Date,Close/Last,Volume,Open,High,Low"]
+    for day, row in frame.iloc[::-1].iterrows():
+        lines.append(
+            f"{day:%m/%d/%Y},${row['Close']},{int(row['Volume'])},${row['Open']}, ${row['High']},$ {row['Low']}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def test_nasdaq_com_layout(tmp_path):
+    frame = make_prices(40, start="2024-01-02").round(4)
+    prices = load_prices(write(tmp_path, nasdaq_csv(40)))
+    assert list(prices.frame.columns) == ["close", "volume", "open", "high", "low"]
+    assert list(prices.index) == list(frame.index)  # 01/31/2024 is January 31st, sorted oldest first
+    np.testing.assert_allclose(prices.frame["close"], frame["Close"])
+    np.testing.assert_allclose(prices.frame["low"], frame["Low"])
+    assert prices.repairs.reordered and prices.missing_ohlc == ()
+
+
+def test_slash_dates_day_first_when_a_first_part_exceeds_12(tmp_path):
+    text = "Date,Close\n30/12/2019,10\n31/12/2019,11\n02/01/2020,12\n"
+    prices = load_prices(write(tmp_path, text))
+    assert list(prices.index) == list(pd.to_datetime(["2019-12-30", "2019-12-31", "2020-01-02"]))
+
+
+def test_slash_dates_with_no_part_above_12_are_an_error(tmp_path):
+    path = write(tmp_path, "Date,Close\n01/02/2020,10\n01/03/2020,11\n01/06/2020,12\n")
+    with pytest.raises(DataError, match=r"line 2: date '01/02/2020': the order of day and month cannot be told"):
+        load_prices(path)
+
+
+def test_date_and_close_only(tmp_path):
+    frame = make_prices(60)
+    prices = load_prices(write(tmp_path, frame[["Close"]].round(4).to_csv()))
+    assert list(prices.frame.columns) == ["close"] and len(prices) == 60
+    assert prices.missing_ohlc == ("open", "high", "low") and prices.repairs.summary() == "no repairs"
+    with pytest.raises(ConfigError, match="no column for target 'high'"):
+        prices.column("high")
+
+
+def test_close_only_file_is_still_validated(tmp_path):
+    path = write(tmp_path, "Date,Close\n2020-01-02,10\n2020-01-03,-1\n2020-01-06,\n2020-01-07,11\n")
+    prices = load_prices(path, allow_gaps=True)
+    assert prices.repairs.dropped_nonpositive == [pd.Timestamp("2020-01-03")]
+    assert prices.repairs.filled == {"close": [pd.Timestamp("2020-01-06")]}
+    with pytest.raises(DataError, match="line 3, column close: 'ten' is not a number"):
+        load_prices(write(tmp_path, "Date,Close\n2020-01-02,10\n2020-01-03,ten\n", "y.csv"))
+
+
+def test_a_file_without_a_price_column(tmp_path):
+    with pytest.raises(DataError, match=r"no price column \(expected Close.*columns: date, volume\)"):
+        load_prices(write(tmp_path, "Date,Volume\n2020-01-02,10\n"))
+
+
+def test_high_low_close_without_open_is_widened_around_the_close(tmp_path):
+    path = write(tmp_path, "Date,High,Low,Close\n2020-01-02,11,9,10\n2020-01-03,11,9,12\n")
+    prices = load_prices(path, allow_gaps=True)
+    assert prices.frame["high"].tolist() == [11, 12] and prices.missing_ohlc == ("open",)
+
+
+@pytest.mark.parametrize("cell", ["$1,234.50", " $1,234.50", "$ 1234.5", "\u20ac1234.5", "\u00a31,234.5"])
+def test_currency_signs_before_prices(tmp_path, cell):
+    text = f'Date,Close\n2020-01-02,"{cell}"\n2020-01-03,1240\n'
+    assert load_prices(write(tmp_path, text)).frame["close"].iloc[0] == 1234.5

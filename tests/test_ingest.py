@@ -8,6 +8,7 @@ import io
 import json
 import sys
 import types
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -15,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stockrnn import DataError, load_prices
+from stockrnn import DataError, evaluate, load_prices, make_forecaster, model_config
 from stockrnn.data import load_folder
 
-from conftest import SHARED, make_prices, needs_shared
+from conftest import SHARED, TINY, make_prices, needs_shared
 
 FAST = ["--models", "persistence", "--quiet"]
 HEADER = "Date,Open,High,Low,Close,Volume\n"
@@ -151,6 +152,68 @@ def test_adj_close_as_target(cli, tmp_path):
     assert metrics["data"]["target"] == "adj_close"
     actual = pd.read_csv(out / "predictions.csv")["actual"].to_numpy()
     np.testing.assert_allclose(actual, (frame["Close"] * 0.9).round(4).loc["2020-05-01":].to_numpy(), rtol=1e-5)
+
+
+# -- files without open, high, low: the inputs made from them are left out -----------------------
+OHLC_INPUTS = {"open_gap", "high_range", "low_range", "range_mean_5", "range_mean_20"}
+
+
+def test_evaluate_a_date_close_file(tmp_path):
+    frame = make_prices(300)  # 218 training rows: enough validation windows for a 95% interval
+    path = write(tmp_path, frame[["Close"]].round(4).to_csv())
+    models = [
+        make_forecaster("lstm", model_config("lstm", **TINY, ensemble=1, target="close")),
+        make_forecaster("ridge", model_config("ridge", window=5, target="close")),
+        make_forecaster("persistence", model_config("persistence", target="close")),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = evaluate(load_prices(path), models, test_start="2020-11-02")
+    assert models[0].features_.names_ == ["close_return"] == models[1].features_.names_
+    for name in ("lstm", "ridge", "persistence"):
+        m = result.metrics["models"][name]
+        assert m["n"] == len(frame.loc["2020-11-02":]) and np.isfinite(m["rmse"]) and m["coverage_80"] is not None
+    saved = json.loads(json.dumps(models[1].features_.to_dict()))
+    assert saved["names"] == ["close_return"]
+
+
+def test_close_only_inputs_keep_volume_and_skip_ohlc():
+    frame = make_prices(80)[["Close", "Volume"]]
+    model = make_forecaster("ridge", model_config("ridge", window=5, target="close")).fit(frame)
+    assert model.features_.names_ == ["close_return", "volume_relative"]
+    assert not OHLC_INPUTS & set(model.features_.names_)
+    full = make_forecaster("ridge", model_config("ridge", window=5, target="close")).fit(make_prices(80))
+    assert set(full.features_.names_) >= OHLC_INPUTS  # with open/high/low the inputs are as before
+
+
+def test_a_file_with_only_adj_close_is_measured_against_itself():
+    frame = make_prices(80)
+    frame = pd.DataFrame({"Adj Close": frame["Close"] * 0.9}, index=frame.index)
+    model = make_forecaster("ridge", model_config("ridge", window=5, target="adj_close")).fit(frame)
+    assert model.features_.names_ == ["adj_close_return"]
+    forecast = model.predict(frame)["forecast"].iloc[0]
+    assert forecast == pytest.approx(frame["Adj Close"].iloc[-1], rel=0.05)  # a ratio of the last value
+
+
+def test_level_features_on_a_close_only_file():
+    frame = make_prices(80)[["Close"]]
+    model = make_forecaster("ridge", model_config("ridge", window=5, target="close", features="level")).fit(frame)
+    assert model.features_.names_ == ["close"] and np.isfinite(model.predict(frame)["forecast"]).all()
+
+
+def test_a_model_fitted_with_ohlc_refuses_a_close_only_file():
+    model = make_forecaster("ridge", model_config("ridge", window=5, target="close")).fit(make_prices(80))
+    with pytest.raises(DataError, match="missing: open_gap, high_range.*does the data lack open, high or low"):
+        model.predict(make_prices(80)[["Close", "Volume"]])
+
+
+def test_cli_evaluate_on_a_date_close_file(cli, tmp_path):
+    path = write(tmp_path, make_prices(120)[["Close"]].round(4).to_csv())
+    out = tmp_path / "out"
+    code, _, err = cli("evaluate", "--data", path, "--target", "close", "--models", "ridge",
+                       "--window", "5", "--test-start", "2020-05-01", "--out", out, "--quiet")  # fmt: skip
+    assert code == 0, err
+    assert json.loads((out / "metrics.json").read_text())["data"]["rows"] == 120
 
 
 # -- Yahoo Finance: a replay of the frame yfinance 1.7.0 returns, never the network ---------------

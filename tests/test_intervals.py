@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from stockrnn import evaluate, load, load_prices, make_forecaster, model_config
-from stockrnn.intervals import calibrate, conformal_quantile, volatility
+from stockrnn.intervals import MIN_VOLATILITY, calibrate, conformal_quantile, volatility
 
 from conftest import TINY
 
@@ -115,3 +115,14 @@ def test_volatility_uses_past_rows_only(walk):
     before = volatility(frame)
     frame.iloc[500:, frame.columns.get_loc("high")] *= 1.5
     assert np.array_equal(volatility(frame)[:500], before[:500]) and not np.array_equal(volatility(frame), before)
+
+
+def test_volatility_without_high_and_low_is_the_mean_absolute_close_return(walk):
+    close = walk.frame[["close"]]
+    expected = np.abs(np.log(close["close"]).diff()).rolling(20, min_periods=1).mean().to_numpy()
+    expected = np.maximum(np.nan_to_num(expected, nan=MIN_VOLATILITY), MIN_VOLATILITY)
+    np.testing.assert_allclose(volatility(close), expected, rtol=1e-12)
+    assert volatility(close)[0] == MIN_VOLATILITY  # the first row has no previous close
+    frame = close.copy()
+    frame.iloc[500:] *= 1.5
+    assert np.array_equal(volatility(frame)[:500], volatility(close)[:500])  # past rows only

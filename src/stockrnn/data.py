@@ -10,27 +10,33 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
+from .repairs import GAP_DAYS, Repairs
 from .sources import BUILTINS, RawTable, list_folder, one_line, read_source, show
 
 __all__ = ["BUILTINS", "Prices", "Repairs", "as_prices", "load_folder", "load_prices", "snake_case"]
 
-PRICE_COLUMNS = ("open", "high", "low", "close")
+PRICE_COLUMNS = ("open", "high", "low", "close")  # any of them may be absent: a Date,Close file is fine
 # Columns that hold prices (must be > 0); other numeric columns (volume, turnover) may be 0.
 PRICE_LIKE = (*PRICE_COLUMNS, "adj_close", "last")
 MISSING_TOKENS = frozenset({"", "null", "nan", "na", "n/a", "-"})
 DATE_NAMES = ("date", "datetime", "timestamp", "time", "trade_date", "day")
 TEXT_COLUMNS = ("name", "ticker", "symbol", "series", "currency", "exchange")
 # Layout-specific names mapped onto the conventions (the NSE layout's quantity is the volume).
-RENAMES = {"total_trade_quantity": "volume", "adjclose": "adj_close", "adjusted_close": "adj_close"}
+# nasdaq.com's historical-quotes export calls its close "Close/Last".
+RENAMES = {
+    "total_trade_quantity": "volume",
+    "adjclose": "adj_close",
+    "adjusted_close": "adj_close",
+    "close_last": "close",
+}
 MAX_REPAIRED_SHARE = 0.05  # more repaired rows than this is an error unless gaps are allowed
-GAP_DAYS = 10  # calendar days between two rows that count as a gap worth reporting
 EARLIEST = pd.Timestamp("1800-01-01")
 SPLIT_FACTOR = 1.8  # a close-to-close move beyond this factor looks like an unadjusted split
 # A trailing time-zone designator after a time: '2020-01-02 00:00:00-05:00', '...T00:00Z', '... UTC'.
@@ -38,99 +44,15 @@ TZ_SUFFIX = re.compile(r"^(.*\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(
 US_NUMBER = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?$")
 EU_NUMBER = re.compile(r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d*)?$")
 DIGIT_GROUPS = re.compile(r"(?<=\d)[ '\u00a0\u202f](?=\d{3}\b)")
+CURRENCY = re.compile(r"^([+-]?)\s*[$\u20ac\u00a3\u00a5]\s*")  # '$43.83' (nasdaq.com), '-$1.5', '\u20ac 12'
+# d/m/yyyy or m/d/yyyy (also with '-'): which part is the month must be read from the file.
+SLASH_DATE = re.compile(r"^(\d{1,2})([/-])(\d{1,2})\2\d{2,4}\b")
 
 
 def snake_case(name: str) -> str:
     """'Adj Close' -> 'adj_close', 'Turnover (Lacs)' -> 'turnover_lacs'."""
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name).strip())
     return re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
-
-
-def _days(values) -> list[str]:
-    return [d.strftime("%Y-%m-%d") for d in values]
-
-
-@dataclass
-class Repairs:
-    """What loading changed or removed, and what looks wrong, so that nothing passes silently.
-
-    `filled` and `widened` map a column to the dates whose value was forward filled or widened
-    (high raised / low lowered to contain open and close); scoring skips those dates. `gaps`
-    (from, to) and `jumps` (date, close ratio) are findings only: nothing is changed for them.
-    """
-
-    filled: dict[str, list[pd.Timestamp]] = field(default_factory=dict)
-    widened: dict[str, list[pd.Timestamp]] = field(default_factory=dict)
-    dropped_nonpositive: list[pd.Timestamp] = field(default_factory=list)
-    dropped_leading_missing: list[pd.Timestamp] = field(default_factory=list)
-    reordered: bool = False
-    gaps: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)
-    jumps: list[tuple[pd.Timestamp, float]] = field(default_factory=list)
-    source_rows: int = 0
-
-    def changed_dates(self, column: str) -> pd.DatetimeIndex:
-        """Dates whose value in `column` is not the one in the source."""
-        dates = list(self.filled.get(column, [])) + list(self.widened.get(column, []))
-        return pd.DatetimeIndex(sorted(set(dates)))
-
-    def total(self) -> int:
-        return (
-            sum(len(v) for v in self.filled.values())
-            + sum(len(v) for v in self.widened.values())
-            + len(self.dropped_nonpositive)
-            + len(self.dropped_leading_missing)
-        )
-
-    def rows_repaired(self) -> int:
-        """Source rows changed or dropped (a row with several repaired cells counts once)."""
-        changed = {d for dates in (*self.filled.values(), *self.widened.values()) for d in dates}
-        return len(changed) + len(self.dropped_nonpositive) + len(self.dropped_leading_missing)
-
-    def to_dict(self) -> dict:
-        return {
-            "filled": {c: _days(v) for c, v in self.filled.items()},
-            "widened": {c: _days(v) for c, v in self.widened.items()},
-            "dropped_nonpositive": _days(self.dropped_nonpositive),
-            "dropped_leading_missing": _days(self.dropped_leading_missing),
-            "reordered_ascending": self.reordered,
-            "gaps": [
-                {"from": a.strftime("%Y-%m-%d"), "to": b.strftime("%Y-%m-%d"), "days": (b - a).days}
-                for a, b in self.gaps
-            ],
-            "possible_splits": [{"date": d.strftime("%Y-%m-%d"), "close_ratio": round(r, 4)} for d, r in self.jumps],
-            "counts": {
-                "filled": sum(len(v) for v in self.filled.values()),
-                "widened": sum(len(v) for v in self.widened.values()),
-                "dropped_nonpositive": len(self.dropped_nonpositive),
-                "dropped_leading_missing": len(self.dropped_leading_missing),
-                "rows_repaired": self.rows_repaired(),
-                "source_rows": self.source_rows,
-            },
-        }
-
-    def summary(self) -> str:
-        """One line for the run summary: repairs first, then findings."""
-        parts = []
-        if self.filled:
-            counts = ", ".join(f"{column} {len(dates)}" for column, dates in self.filled.items())
-            parts.append(f"missing values filled forward ({counts})")
-        for column, dates in self.widened.items():
-            parts.append(f"{len(dates)} {column} widened to contain open/close")
-        if self.dropped_nonpositive:
-            shown = ", ".join(_days(self.dropped_nonpositive[:5]))
-            parts.append(f"{len(self.dropped_nonpositive)} rows with a non-positive price dropped ({shown})")
-        if self.dropped_leading_missing:
-            parts.append(f"{len(self.dropped_leading_missing)} leading rows with missing values dropped")
-        if self.reordered:
-            parts.append("rows sorted oldest first")
-        if self.gaps:
-            a, b = self.gaps[0]
-            more = f", +{len(self.gaps) - 1} more" if len(self.gaps) > 1 else ""
-            parts.append(f"{len(self.gaps)} gap(s) over {GAP_DAYS} days ({a:%Y-%m-%d} .. {b:%Y-%m-%d}{more})")
-        if self.jumps:
-            shown = ", ".join(f"{d:%Y-%m-%d} x{r:.2f}" for d, r in self.jumps[:3])
-            parts.append(f"possible unadjusted split: close jumps {shown}")
-        return "; ".join(parts) if parts else "no repairs"
 
 
 @dataclass
@@ -162,6 +84,12 @@ class Prices:
             )
         return values
 
+    @property
+    def missing_ohlc(self) -> tuple[str, ...]:
+        """Which of open, high, low the source lacks (a Date,Close file lacks all three): the inputs
+        built from them are left out, and the run says so."""
+        return tuple(c for c in ("open", "high", "low") if c not in self.frame.columns)
+
     def slice(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> Prices:
         """Rows with start <= date <= end (either bound may be None), same repairs and source."""
         frame = self.frame.loc[start:end] if (start is not None or end is not None) else self.frame
@@ -180,8 +108,11 @@ def as_prices(prices: Prices | pd.DataFrame) -> Prices:
 def load_prices(source: str | Path | pd.DataFrame, allow_gaps: bool | None = None) -> Prices:
     """Load prices from a CSV or Parquet file, `sp500`/`nasdaq`, `yahoo:TICKER` or a DataFrame.
 
-    More than 5% of rows repaired is a DataError unless `allow_gaps`; by default (None) that limit
-    holds for files and online data, not for a DataFrame built in code (still repaired, reported).
+    More than 5% of rows repaired (filled, widened, dropped, or untraded days inside the history) is
+    a DataError unless `allow_gaps`; by default (None) that limit holds for files and online data,
+    not for a DataFrame built in code (still repaired, reported). A leading stretch of untraded rows
+    is dropped and reported but not counted, on either side of the share: a listing whose vendor
+    back-filled stale quotes before the first trade is as good as the file that starts at that trade.
     """
     if allow_gaps is None:
         allow_gaps = isinstance(source, pd.DataFrame)
@@ -216,18 +147,20 @@ def _build(raw: RawTable, allow_gaps: bool) -> Prices:
     repairs.source_rows = len(lines)
     if len(frame) == 0:
         raise DataError(f"{label}: no rows left after removing rows with missing or non-positive prices")
-    flat = frame[list(PRICE_COLUMNS)].to_numpy()
+    flat = frame[[c for c in frame.columns if c in PRICE_LIKE]].to_numpy()
     if len(flat) > 1 and np.all(flat == flat[0, 0]):
         raise DataError(f"{label}: every price is {flat[0, 0]:g}: nothing to forecast (a scaler would divide by zero)")
     steps = np.diff(frame.index.to_numpy()).astype("timedelta64[D]").astype(int)
     repairs.gaps = [(frame.index[i], frame.index[i + 1]) for i in np.flatnonzero(steps > GAP_DAYS)]
-    ratio = frame["close"].to_numpy()[1:] / frame["close"].to_numpy()[:-1]
-    jumps = np.flatnonzero((ratio > SPLIT_FACTOR) | (ratio < 1 / SPLIT_FACTOR))
-    repairs.jumps = [(frame.index[i + 1], float(ratio[i])) for i in jumps]
-    share = repairs.rows_repaired() / max(repairs.source_rows, 1)
+    if "close" in frame.columns:
+        ratio = frame["close"].to_numpy()[1:] / frame["close"].to_numpy()[:-1]
+        jumps = np.flatnonzero((ratio > SPLIT_FACTOR) | (ratio < 1 / SPLIT_FACTOR))
+        repairs.jumps = [(frame.index[i + 1], float(ratio[i])) for i in jumps]
+    checked = repairs.rows_checked()  # the dropped leading untraded stretch is no part of the history
+    share = repairs.rows_repaired() / max(checked, 1)
     if share > MAX_REPAIRED_SHARE and not allow_gaps:
         raise DataError(
-            f"{label}: {repairs.rows_repaired()} of {repairs.source_rows} rows ({share:.0%}) needed repair, "
+            f"{label}: {repairs.rows_repaired()} of {checked} rows ({share:.0%}) needed repair, "
             f"more than {MAX_REPAIRED_SHARE:.0%} ({repairs.summary()}); check the file, or pass --allow-gaps"
         )
     return Prices(frame, repairs, label, name)
@@ -248,9 +181,11 @@ def _parse(raw: RawTable) -> tuple[pd.DataFrame, str, np.ndarray]:
         date_col = columns[0]  # an unnamed first column, as pandas writes an index without a name
     if date_col is None:
         raise DataError(f"{label}: no date column (expected one named Date; columns: {', '.join(table.columns)})")
-    missing = [c for c in PRICE_COLUMNS if c not in table.columns]
-    if missing:
-        raise DataError(f"{label}: no column for {', '.join(missing)} (columns: {', '.join(table.columns)})")
+    if not any(c in PRICE_LIKE for c in table.columns):
+        raise DataError(
+            f"{label}: no price column (expected Close, or Open, High, Low, Adj Close; "
+            f"columns: {', '.join(table.columns)})"
+        )
 
     dates = _parse_dates(table[date_col], raw)
     lines = raw.lines if raw.lines is not None else np.arange(1, len(table) + 1)
@@ -284,6 +219,7 @@ def _parse_dates(column: pd.Series, raw: RawTable) -> pd.DatetimeIndex:
         if empty.any():
             raise DataError(f"{raw.label}: {raw.where(int(np.argmax(empty)))}: empty date")
         local = text.str.replace(TZ_SUFFIX, r"\1", regex=True)  # keep the local wall time, drop its offset
+        _check_day_month_order(local, raw)
         parsed = _to_datetime(local)
         bad = parsed.isna().to_numpy()
         if bad.any():
@@ -300,14 +236,30 @@ def _parse_dates(column: pd.Series, raw: RawTable) -> pd.DatetimeIndex:
     return dates.as_unit("ns")
 
 
+def _check_day_month_order(text: pd.Series, raw: RawTable) -> None:
+    """Slash (or dash) dates need one row with a part above 12 to tell day from month: '12/31/2020'
+    is month first (nasdaq.com, US exports), '31/12/2020' day first. When every row has both parts
+    at most 12, guessing would silently swap days and months on some rows: that is an error."""
+    parts = text.str.extract(SLASH_DATE)
+    if len(text) == 0 or parts[0].isna().any():
+        return
+    first, second = pd.to_numeric(parts[0]), pd.to_numeric(parts[2])
+    if (first <= 12).all() and (second <= 12).all():
+        raise DataError(
+            f"{raw.label}: {raw.where(0)}: date {show(text.iloc[0])}: the order of day and month cannot be told "
+            "(no date in the file has a part above 12); write the dates as YYYY-MM-DD"
+        )
+
+
 def _to_datetime(text: pd.Series) -> pd.Series:
-    """ISO first; then day-first for '31.12.2020' and for slashes whose first part exceeds 12;
-    epoch seconds or milliseconds for 10 or 13 digit numbers. Unparseable values become NaT."""
+    """ISO first; then day-first for '31.12.2020' and for slashes whose first part exceeds 12,
+    month-first for other slash dates ('12/31/2020'); epoch seconds or milliseconds for 10 or 13
+    digit numbers. Unparseable values become NaT."""
     if text.str.fullmatch(r"\d{10}|\d{13}").all():
         unit = "s" if len(text.iloc[0]) == 10 else "ms"
         return pd.Series(pd.to_datetime(text.astype("int64"), unit=unit, errors="coerce"), index=text.index)
     attempts = [dict(format="ISO8601")]
-    first = pd.to_numeric(text.str.extract(r"^(\d{1,2})[./]\d{1,2}[./]\d{2,4}\b")[0], errors="coerce")
+    first = pd.to_numeric(text.str.extract(SLASH_DATE)[0], errors="coerce")
     dayfirst = bool(text.str.match(r"^\d{1,2}\.\d{1,2}\.\d{2,4}\b").all() or (first > 12).any())
     attempts.append(dict(format="mixed", dayfirst=dayfirst))
     with warnings.catch_warnings():  # pandas' format guesses warn on stderr; our errors say it all
@@ -344,7 +296,7 @@ def _parse_numbers(column: pd.Series, raw: RawTable, name: str, european: bool) 
     else:
         text = column.astype(str).str.strip()
         is_missing = text.str.lower().isin(MISSING_TOKENS)
-        clean = text.str.replace(DIGIT_GROUPS, "", regex=True)
+        clean = text.str.replace(CURRENCY, r"\1", regex=True).str.replace(DIGIT_GROUPS, "", regex=True)
         if european:
             eu = clean.str.fullmatch(EU_NUMBER)
             clean = clean.where(~eu, clean.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
@@ -365,7 +317,8 @@ def _parse_numbers(column: pd.Series, raw: RawTable, name: str, european: bool) 
 
 
 def _repair(frame: pd.DataFrame, lines: np.ndarray, raw: RawTable) -> tuple[pd.DataFrame, Repairs]:
-    """Sort, reject duplicates, drop non-positive prices, fill gaps forward, widen high/low."""
+    """Sort, reject duplicates, drop non-positive prices, drop the leading rows that are incomplete
+    or untraded, list later untraded days, fill gaps forward, widen high/low."""
     label, unit = raw.label, raw.unit
     repairs = Repairs()
     if not frame.index.is_monotonic_increasing:
@@ -391,24 +344,41 @@ def _repair(frame: pd.DataFrame, lines: np.ndarray, raw: RawTable) -> tuple[pd.D
         repairs.dropped_nonpositive = list(frame.index[nonpositive])
         frame = frame.loc[~nonpositive]
 
+    untraded = _untraded(frame)
     missing = frame.isna()
     complete = ~missing.any(axis=1)
-    if not complete.any():
-        raise DataError(f"{label}: every row has a missing value")
-    first_complete = int(np.argmax(complete.to_numpy()))
-    if first_complete > 0:
-        repairs.dropped_leading_missing = list(frame.index[:first_complete])
-        frame, missing = frame.iloc[first_complete:], missing.iloc[first_complete:]
+    good = complete & ~untraded
+    if not good.any():
+        if not complete.any():
+            raise DataError(f"{label}: every row has a missing value")
+        raise DataError(f"{label}: no traded row: every complete row is an untraded quote (volume 0, high = low)")
+    first_good = int(np.argmax(good.to_numpy()))
+    if first_good > 0:  # before the first complete, traded row: nothing to fill from, nothing to learn
+        lead = frame.index[:first_good]
+        repairs.dropped_untraded = list(lead[untraded.iloc[:first_good]])
+        repairs.dropped_leading_missing = list(lead[~untraded.iloc[:first_good]])
+        frame, missing, untraded = frame.iloc[first_good:], missing.iloc[first_good:], untraded.iloc[first_good:]
+    repairs.untraded = list(frame.index[untraded])
     for column in frame.columns:
         if missing[column].any():
             repairs.filled[column] = list(frame.index[missing[column]])
     frame = frame.ffill()
 
-    top = frame[["open", "close"]].max(axis=1)
-    bottom = frame[["open", "close"]].min(axis=1)
-    high_low = frame["high"] < top, frame["low"] > bottom
-    for column, mask, bound in (("high", high_low[0], top), ("low", high_low[1], bottom)):
+    body = frame[[c for c in ("open", "close") if c in frame.columns]]
+    bounds = {"high": body.max(axis=1), "low": body.min(axis=1)}  # NaN (nothing to contain) without both
+    for column, bound in bounds.items():
+        if column not in frame.columns:
+            continue
+        mask = frame[column] < bound if column == "high" else frame[column] > bound
         if mask.any():
             repairs.widened[column] = list(frame.index[mask])
             frame.loc[mask, column] = bound[mask]
     return frame.astype(float), repairs
+
+
+def _untraded(frame: pd.DataFrame) -> pd.Series:
+    """Rows quoted without a trade: volume 0 and a zero day range (open = high = low = close on the
+    vendor's stale quote). Needs volume, high and low; without them no row is called untraded."""
+    if not {"volume", "high", "low"} <= set(frame.columns):
+        return pd.Series(False, index=frame.index)
+    return (frame["volume"] == 0) & (frame["high"] == frame["low"])

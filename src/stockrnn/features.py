@@ -6,7 +6,9 @@ Two kinds:
   a smoothed recent price.
 - `relative` (the default): every input is a log ratio or a relative volume, and the target is
   the log ratio of the future target price to the last known close, so the model learns what
-  is learnable (the size and sign of the next move), not the price itself.
+  is learnable (the size and sign of the next move), not the price itself. Inputs are built
+  from the columns the data has: without open, high or low (a Date,Close file) the inputs made
+  from them are left out; without a close, the target's own last value takes the close's place.
 
 Every statistic (scaler bounds, means, deviations) is fitted on training rows only, and every
 input of a row uses that row and earlier rows only.
@@ -17,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from .errors import DataError
 
 KINDS = ("relative", "level")
 VOLUME_DAYS = 20  # the "recent average" that volume is compared with
@@ -35,24 +39,32 @@ class Features:
         self.target = target
         self.kind = kind
 
+    def _base(self, frame: pd.DataFrame) -> str:
+        """The price that inputs and the relative target are measured against: the close, or the
+        target itself in data without a close (a Date,Adj Close file)."""
+        return "close" if "close" in frame.columns else self.target
+
     # -- inputs -------------------------------------------------------------------------------
     def _raw_inputs(self, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
         if self.kind == "level":
             return frame[[self.target]].to_numpy(dtype=float), [self.target]
-        close = frame["close"].to_numpy(dtype=float)
+        base = self._base(frame)
+        close = frame[base].to_numpy(dtype=float)
         prev = np.concatenate([close[:1], close[:-1]])  # the first row has no previous close
-        columns = {
-            "close_return": np.log(close / prev),
-            "open_gap": np.log(frame["open"].to_numpy(dtype=float) / prev),
-            "high_range": np.log(frame["high"].to_numpy(dtype=float) / close),
-            "low_range": np.log(frame["low"].to_numpy(dtype=float) / close),
-        }
-        # Recent volatility, which sets the size of tomorrow's excursions from the close.
-        day_range = pd.Series(np.log(frame["high"].to_numpy(dtype=float) / frame["low"].to_numpy(dtype=float)))
-        for days in VOLATILITY_DAYS:
-            columns[f"range_mean_{days}"] = day_range.rolling(days, min_periods=1).mean().to_numpy()
-        if self.target not in ("open", "high", "low", "close"):
-            columns[f"{self.target}_ratio"] = np.log(frame[self.target].to_numpy(dtype=float) / close)
+        columns = {f"{base}_return": np.log(close / prev)}
+        if base == "close":  # the day's open and range relative to the close, where the data has them
+            has = set(frame.columns)
+            if "open" in has:
+                columns["open_gap"] = np.log(frame["open"].to_numpy(dtype=float) / prev)
+            for column in ("high", "low"):
+                if column in has:
+                    columns[f"{column}_range"] = np.log(frame[column].to_numpy(dtype=float) / close)
+            if {"high", "low"} <= has:  # recent volatility: the size of tomorrow's excursions from the close
+                day_range = pd.Series(np.log(frame["high"].to_numpy(dtype=float) / frame["low"].to_numpy(dtype=float)))
+                for days in VOLATILITY_DAYS:
+                    columns[f"range_mean_{days}"] = day_range.rolling(days, min_periods=1).mean().to_numpy()
+            if self.target not in ("open", "high", "low", "close"):
+                columns[f"{self.target}_ratio"] = np.log(frame[self.target].to_numpy(dtype=float) / close)
         if "volume" in frame.columns:
             volume = np.log1p(frame["volume"].to_numpy(dtype=float))
             recent = pd.Series(volume).rolling(VOLUME_DAYS, min_periods=1).mean().to_numpy()
@@ -64,7 +76,7 @@ class Features:
         target = frame[self.target].to_numpy(dtype=float)
         if self.kind == "level":
             return _matrix(target, origins, horizon)
-        close = frame["close"].to_numpy(dtype=float)
+        close = frame[self._base(frame)].to_numpy(dtype=float)
         return np.log(_matrix(target, origins, horizon) / close[origins, None])
 
     # -- fit and transform --------------------------------------------------------------------
@@ -87,7 +99,11 @@ class Features:
         """(rows, n_inputs) float32 model inputs; row i depends on rows <= i only."""
         raw, names = self._raw_inputs(frame)
         if names != self.names_:
-            raise ValueError(f"the data has inputs {names}, the model was fitted on {self.names_}")
+            lacking = [n for n in self.names_ if n not in names]
+            raise DataError(
+                f"the data gives the inputs {', '.join(names)}; the model was fitted on {', '.join(self.names_)}"
+                + (f" (missing: {', '.join(lacking)}: does the data lack open, high or low?)" if lacking else "")
+            )
         return self.input_scaler_.transform(raw).astype(np.float32)
 
     def targets(self, frame: pd.DataFrame, origins: np.ndarray, horizon: int) -> np.ndarray:
@@ -101,7 +117,7 @@ class Features:
         raw = self.target_scaler_.inverse_transform(values.reshape(-1, 1)).reshape(values.shape)
         if self.kind == "level":
             return raw
-        return frame["close"].to_numpy(dtype=float)[origins, None] * np.exp(raw)
+        return frame[self._base(frame)].to_numpy(dtype=float)[origins, None] * np.exp(raw)
 
     # -- persistence --------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -1,7 +1,8 @@
 """Prediction intervals by split conformal calibration, scaled by recent volatility.
 
 The scores are |log(actual / forecast)| divided by the trailing 20-day mean of the daily
-high-low log range at the forecast origin, one set per step, over the last training windows
+high-low log range at the forecast origin (of the absolute close-to-close log return when the
+data has no high and low), one set per step, over the last training windows
 (the networks' validation tail). The interval is forecast * exp(+-q * volatility), with q the
 conformal quantile of the scores: on exchangeable scores it covers with probability at least
 the nominal level, whatever the model, and the volatility scaling lets the width follow calm
@@ -20,13 +21,30 @@ from .errors import DataError
 
 LEVELS = (80, 95)
 VOLATILITY_DAYS = 20
-MIN_VOLATILITY = 1e-6  # a constant price has zero range: keep the scale positive
+# The floor of the volatility scale. Untraded days (volume 0, open = high = low = close) have a
+# zero range: with no floor a score divides by ~0 and the bounds reach 1e15 or overflow to inf.
+# 0.3% sits below every real 20-day mean range measured: the S&P 500 index 1999-2018 (lowest
+# 0.34%, in 2017), the NASDAQ index (0.47%), the 24 DJIA and 250 S&P 500 stocks outside their
+# untraded stretches; so it binds on stale quotes, not on a calm market. (The panel probe used
+# 0.5%, which would widen 2% of the S&P 500 index's days.)
+MIN_VOLATILITY = 0.003
+# exp(709) overflows to inf: the half-width exponent is clipped here so that every bound stays
+# finite. Only a degenerate calibration gets near it, and e**50 is still wider than any price.
+MAX_EXPONENT = 50.0
 
 
 def volatility(frame: pd.DataFrame) -> np.ndarray:
-    """Trailing mean of |log(high / low)| over 20 rows; row i uses rows <= i only."""
-    day_range = np.abs(np.log(frame["high"].to_numpy(dtype=float) / frame["low"].to_numpy(dtype=float)))
-    mean = pd.Series(day_range).rolling(VOLATILITY_DAYS, min_periods=1).mean().to_numpy()
+    """Trailing mean of |log(high / low)| over 20 rows, floored at MIN_VOLATILITY; row i uses rows
+    <= i only. Without high and low (a Date,Close file): the trailing mean of |log(close / previous
+    close)| (of the first price column when there is no close) instead; no constant converts one
+    into the other, since the conformal quantile absorbs the scale."""
+    if {"high", "low"} <= set(frame.columns):
+        moves = np.abs(np.log(frame["high"].to_numpy(dtype=float) / frame["low"].to_numpy(dtype=float)))
+    else:
+        column = next(c for c in ("close", "adj_close", "last", "open", "high", "low") if c in frame.columns)
+        price = frame[column].to_numpy(dtype=float)
+        moves = np.abs(np.diff(np.log(price), prepend=np.nan))  # the first row has no previous price
+    mean = pd.Series(moves).rolling(VOLATILITY_DAYS, min_periods=1).mean().to_numpy()
     return np.maximum(np.nan_to_num(mean, nan=MIN_VOLATILITY), MIN_VOLATILITY)
 
 
@@ -83,11 +101,12 @@ def calibrate(actual: np.ndarray, forecast: np.ndarray, scale: np.ndarray, held_
 
 
 def interval_columns(forecast: np.ndarray, scale: np.ndarray, calibration: Calibration) -> dict[str, np.ndarray]:
-    """lo80_k, hi80_k, lo95_k, hi95_k for each step k of (n, horizon) forecasts, in that order."""
+    """lo80_k, hi80_k, lo95_k, hi95_k for each step k of (n, horizon) forecasts, in that order;
+    always finite (the exponent is clipped at MAX_EXPONENT)."""
     columns = {}
     for k in range(forecast.shape[1]):
         for level in LEVELS:
-            half = np.exp(calibration.quantiles[level][k] * scale)
+            half = np.exp(np.minimum(calibration.quantiles[level][k] * scale, MAX_EXPONENT))
             columns[f"lo{level}_{k + 1}"] = forecast[:, k] / half
             columns[f"hi{level}_{k + 1}"] = forecast[:, k] * half
     return columns

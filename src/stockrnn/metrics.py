@@ -37,11 +37,14 @@ def direction_accuracy(actual: np.ndarray, forecast: np.ndarray, last: np.ndarra
 
 
 def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float | None:
-    """Share of actuals inside [lower, upper]: an 80% interval should hold about 0.80."""
+    """Share of actuals inside [lower, upper]: an 80% interval should hold about 0.80. An interval
+    with a non-finite bound never covers: an infinite width says nothing, it is no hit."""
     actual = np.asarray(actual, dtype=float)
     if len(actual) == 0:
         return None
-    return float(np.mean((actual >= np.asarray(lower)) & (actual <= np.asarray(upper))))
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    inside = (actual >= lower) & (actual <= upper) & np.isfinite(lower) & np.isfinite(upper)
+    return float(np.mean(inside))
 
 
 def skill(model_rmse: float, persistence_rmse: float) -> float | None:
