@@ -48,7 +48,7 @@ def made_up_panel(tickers: int = 250, days: int = 252, seed: int = 0) -> tuple[p
                 "coverage_80": float(rng.uniform(0.7, 0.9)), "coverage_95": float(rng.uniform(0.88, 0.99)),
             })  # fmt: skip
     summary = pd.DataFrame(rows)
-    summary.loc[0, "ticker"] = "<b>&BAD"  # escaped, never markup
+    summary.loc[summary["ticker"] == "T000", "ticker"] = "<b>&BAD"  # escaped, never markup
     models = {
         m: {"tickers": tickers, "beats_persistence": int((summary[summary.model == m].skill > 0).sum())}
         for m in PANEL_MODELS

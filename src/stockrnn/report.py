@@ -82,6 +82,12 @@ document.querySelectorAll("input[data-filter]").forEach(function (box) {
 """
 
 
+HOW = (
+    '<p class="note">Drag to zoom, double-click to zoom out, shift-drag to pan; click a legend entry to hide or '
+    "show it (the baselines' interval bands start hidden). Hover for the values of a day.</p>"
+)
+
+
 def ticker_href(ticker: str) -> str:
     """The link to a ticker's own report inside a panel folder."""
     return quote(f"{ticker}/report.html")
@@ -218,7 +224,7 @@ def evaluation_sections(evaluation: Evaluation) -> list[tuple[str, str, str]]:
     sections = [
         ("verdict", "Verdict", verdict_words(evaluation)),
         ("scores", "Scores", f'<p class="note">{escape(span)}</p>' + score_table(evaluation)),
-        ("forecast", "Forecasts", figure(figures.forecast(evaluation), "forecast-chart")),
+        ("forecast", "Forecasts", HOW + figure(figures.forecast(evaluation), "forecast-chart")),
         (
             "lag",
             "Lag check",
@@ -268,7 +274,8 @@ def panel_sections(
         sections.append(("models", "Models across tickers", table(frame, index_name="model")))
     tickers = (
         '<p><input type="search" data-filter="ticker-table" placeholder="filter: ticker, model or verdict words"> '
-        '<span class="note">click a column header to sort; the ticker links to its own report</span></p>'
+        '<span class="note">click a column header to sort; the ticker links to its own report; verdict: against '
+        "persistence, significant when the Diebold-Mariano p is below 5%</span></p>"
         + panel_table(summary, link)
     )
     sections.append(("tickers", "Tickers", tickers))

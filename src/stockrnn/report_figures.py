@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .config import NETWORKS
 from .evaluate import Evaluation
 
 COLORS = {
@@ -51,8 +52,9 @@ def _layout(fig: go.Figure, title: str, ytitle: str, height: int = 460) -> go.Fi
 
 
 def forecast(evaluation: Evaluation, step: int = 1) -> go.Figure:
-    """The actual series and one line per model over the test period, the RMSE in each label,
-    the 80% and 95% bands drawn in the model's legend group (a legend click hides both)."""
+    """The actual series and one line per model over the test period, the RMSE in each label; each
+    model's 80% and 95% bands as one legend entry of their own, shown for the networks and one
+    click away for the baselines (all at once would hide the lines)."""
     table = evaluation.wide(step)
     data = evaluation.metrics["data"]
     x = _days(table.index)
@@ -60,20 +62,21 @@ def forecast(evaluation: Evaluation, step: int = 1) -> go.Figure:
     fig.add_trace(
         go.Scatter(
             x=x, y=_values(table["actual"]), name="actual", mode="lines", line={"color": color("actual"), "width": 2},
-            hovertemplate="%{y:.4g}",
+            hovertemplate="%{y:.4g}", meta="actual",
         )
     )  # fmt: skip
     for i, name in enumerate(evaluation.models):
         m = evaluation.metrics["models"][name]["by_step"][step - 1]
         bands = evaluation.bands(name, step)
         if bands is not None:
+            shown = True if name.removesuffix("_local") in NETWORKS else "legendonly"
             for level, opacity in (("95", 0.08), ("80", 0.16)):
                 lo, hi = _values(bands[f"lo{level}"]), _values(bands[f"hi{level}"])
                 fig.add_trace(
                     go.Scatter(
                         x=x + x[::-1], y=np.concatenate([hi, lo[::-1]]), fill="toself", mode="lines",
-                        line={"width": 0}, fillcolor=color(name, i), opacity=opacity, name=f"{name} {level}%",
-                        legendgroup=name, showlegend=False, hoverinfo="skip",
+                        line={"width": 0}, fillcolor=color(name, i), opacity=opacity, name=f"{name} 80/95% band",
+                        legendgroup=f"{name} band", showlegend=level == "95", visible=shown, hoverinfo="skip",
                     )
                 )  # fmt: skip
         rmse = "-" if m["rmse"] is None else f"{m['rmse']:.4g}"
@@ -81,9 +84,9 @@ def forecast(evaluation: Evaluation, step: int = 1) -> go.Figure:
         interval = "" if bands is None else " (80%: %{customdata[0]:.4g} .. %{customdata[1]:.4g})"
         fig.add_trace(
             go.Scatter(
-                x=x, y=_values(table[name]), name=f"{name} (RMSE {rmse})", mode="lines", legendgroup=name,
+                x=x, y=_values(table[name]), name=f"{name} (RMSE {rmse})", mode="lines", meta=name,
                 line={"color": color(name, i), "width": 1.3, "dash": "dash" if name == "persistence" else "solid"},
-                customdata=custom, hovertemplate="%{y:.4g}" + interval, meta=name,
+                customdata=custom, hovertemplate="%{y:.4g}" + interval,
             )
         )  # fmt: skip
     for fold in evaluation.metrics.get("folds") or []:
@@ -150,7 +153,7 @@ def lag_check(evaluation: Evaluation) -> go.Figure:
         )  # fmt: skip
     fig.update_xaxes(title_text="lag k (trading days)", dtick=1, row=1, col=2)
     fig.update_layout(hovermode="closest", barmode="group")
-    return _layout(fig, "Lag check: does a model only repeat yesterday?", evaluation.metrics["data"]["target"])
+    return _layout(fig, "", evaluation.metrics["data"]["target"])
 
 
 def error_by_step(evaluation: Evaluation) -> go.Figure:

@@ -157,15 +157,16 @@ def settings_tables(settings: dict) -> str:
 
 
 def panel_rows(summary: pd.DataFrame) -> pd.DataFrame:
-    """summary.csv's rows with each model's rank on its ticker (1 = lowest RMSE) and its verdict."""
+    """summary.csv's rows with each model's rank on its ticker (1 = lowest RMSE) and its verdict
+    against persistence (significant: Diebold-Mariano p below 5%)."""
     frame = summary[[c for c in PANEL_COLUMNS if c in summary]].copy()
     frame["rank"] = summary.groupby("ticker")["rmse"].rank(method="min").astype("Int64")
     skill = summary["skill"].astype(float)
     significant = summary["dm_pvalue"].astype(float) < SIGNIFICANCE
     frame["verdict"] = np.select(
         [summary["model"] == "persistence", skill.isna(), (skill > 0) & significant, skill > 0],
-        ["benchmark", "no verdict", "beats persistence, significant", "beats persistence, not significant"],
-        "loses to persistence",
+        ["benchmark", "no verdict", "beats, significant", "beats, not significant"],
+        "loses",
     )
     return frame
 
