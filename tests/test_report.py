@@ -108,3 +108,18 @@ def test_predict_report(tmp_path):
     history = pd.Series([1.0, 1.1, 0.9], index=pd.bdate_range("2020-12-29", periods=3), name="close")
     html = write_report(tmp_path / "r.html", forecast=table, history=history, command="stockrnn predict m").read_text()
     assert "2021-01-05" in html and 'id="forecast-chart"' in html and "stockrnn predict m" in html
+
+
+def test_long_test_period_leaves_bands_out_not_the_size_limit(evaluation, monkeypatch):
+    """Over the size limit (here: lowered to just under the full page), the baselines' bands go first."""
+    import stockrnn.report as report
+
+    full = render_report(evaluation)
+    assert "left out to keep" not in full
+    monkeypatch.setattr(report, "MAX_BYTES", len(full.encode()) - 1)
+    smaller = render_report(evaluation)
+    assert len(smaller.encode()) < len(full.encode())
+    assert "The baselines' interval bands are left out" in smaller
+    assert smaller.count('95% intervals"') < full.count('95% intervals"')
+    assert '"name":"lstm 80% and 95% intervals"' in smaller
+    assert '"name":"ridge 80% and 95% intervals"' not in smaller

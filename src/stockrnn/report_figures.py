@@ -51,10 +51,14 @@ def _layout(fig: go.Figure, title: str, ytitle: str, height: int = 460) -> go.Fi
     return fig
 
 
-def forecast(evaluation: Evaluation, step: int = 1) -> go.Figure:
+BAND_CHOICES = ("all", "networks", "none")  # from the richest chart to the smallest file
+
+
+def forecast(evaluation: Evaluation, step: int = 1, bands: str = "all") -> go.Figure:
     """The actual series and one line per model over the test period, the RMSE in each label; each
     model's 80% and 95% bands as one legend entry of their own, shown for the networks and one
-    click away for the baselines (all at once would hide the lines)."""
+    click away for the baselines (all at once would hide the lines). `bands` "networks" or "none"
+    leaves bands out to keep a long test period's file small."""
     table = evaluation.wide(step)
     data = evaluation.metrics["data"]
     x = _days(table.index)
@@ -67,26 +71,28 @@ def forecast(evaluation: Evaluation, step: int = 1) -> go.Figure:
     )  # fmt: skip
     for i, name in enumerate(evaluation.models):
         m = evaluation.metrics["models"][name]["by_step"][step - 1]
-        bands = evaluation.bands(name, step)
-        if bands is not None:
-            shown = True if name.removesuffix("_local") in NETWORKS else "legendonly"
+        network = name.removesuffix("_local") in NETWORKS
+        drawn = bands == "all" or (bands == "networks" and network)
+        interval = evaluation.bands(name, step) if drawn else None
+        if interval is not None:
             for level, opacity in (("95", 0.08), ("80", 0.16)):
-                lo, hi = _values(bands[f"lo{level}"]), _values(bands[f"hi{level}"])
+                lo, hi = _values(interval[f"lo{level}"]), _values(interval[f"hi{level}"])
                 fig.add_trace(
                     go.Scatter(
                         x=x + x[::-1], y=np.concatenate([hi, lo[::-1]]), fill="toself", mode="lines",
-                        line={"width": 0}, fillcolor=color(name, i), opacity=opacity, name=f"{name} 80/95% band",
-                        legendgroup=f"{name} band", showlegend=level == "95", visible=shown, hoverinfo="skip",
+                        line={"width": 0}, fillcolor=color(name, i), opacity=opacity,
+                        name=f"{name} 80% and 95% intervals", legendgroup=f"{name} band", hoverinfo="skip",
+                        showlegend=level == "95", visible=True if network else "legendonly",
                     )
                 )  # fmt: skip
         rmse = "-" if m["rmse"] is None else f"{m['rmse']:.4g}"
-        custom = None if bands is None else np.stack([_values(bands["lo80"]), _values(bands["hi80"])], axis=1)
-        interval = "" if bands is None else " (80%: %{customdata[0]:.4g} .. %{customdata[1]:.4g})"
+        custom = None if interval is None else np.stack([_values(interval["lo80"]), _values(interval["hi80"])], axis=1)
+        hover = "" if interval is None else " (80%: %{customdata[0]:.4g} .. %{customdata[1]:.4g})"
         fig.add_trace(
             go.Scatter(
                 x=x, y=_values(table[name]), name=f"{name} (RMSE {rmse})", mode="lines", meta=name,
                 line={"color": color(name, i), "width": 1.3, "dash": "dash" if name == "persistence" else "solid"},
-                customdata=custom, hovertemplate="%{y:.4g}" + interval,
+                customdata=custom, hovertemplate="%{y:.4g}" + hover,
             )
         )  # fmt: skip
     for fold in evaluation.metrics.get("folds") or []:
