@@ -91,6 +91,9 @@ def test_panel_report_is_small_sorted_escaped(tmp_path):
     assert "&lt;b&gt;&amp;BAD" in html and "<b>&BAD" not in html
     assert 'id="ticker-table" class="sortable"' in html and 'id="rank-ic-chart"' in html
     assert "EMPTY" in html and "no rows" in html  # skipped tickers are listed
+    lstm = summary[summary["model"] == "lstm"]
+    assert f"<b>lstm</b>: beats persistence on {(lstm['skill'] > 0).sum()} of 250 tickers" in html
+    assert html.index('id="verdict"') < html.index('id="ticker-table"')
 
 
 def test_report_needs_something(tmp_path):

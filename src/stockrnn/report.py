@@ -283,7 +283,12 @@ def panel_verdict(summary: pd.DataFrame) -> str:
                 both = rmse[[name, ridge]].dropna()
                 words += f"; beats {ridge} on {(both[name] < both[ridge]).sum()} of {len(both)}"
         rows.append(f"<li><b>{escape(str(name))}</b>: {escape(words)}</li>")
-    return f'<div class="verdict"><ul>{"".join(rows)}</ul></div>'
+    medians = summary[summary["model"] != "persistence"].groupby("model")["skill"].median()
+    lead = f"{summary['ticker'].nunique()} tickers."
+    if medians.notna().any():
+        best = medians.idxmax()
+        lead += f" Highest median skill: {best} ({medians[best]:+.3f}; above 0 beats persistence)."
+    return f'<div class="verdict"><p><b>{escape(lead)}</b></p><ul>{"".join(rows)}</ul></div>'
 
 
 def panel_sections(
@@ -303,11 +308,13 @@ def panel_sections(
     sections.append(("skill", "Skill distribution", figure(figures.skill_distribution(summary), "skill-chart")))
     if rank_ic is not None and not rank_ic.empty:
         sections.append(("rank-ic", "Rank IC", figure(figures.rank_ic(rank_ic), "rank-ic-chart")))
-    problems = [
-        (key, pd.DataFrame(info[key])) for key in ("skipped", "failed") if info.get(key)
-    ]  # fmt: skip
+    problems = "".join(
+        f"<h3>{key} ({len(info[key])})</h3>" + table(pd.DataFrame(info[key]), index=False)
+        for key in ("skipped", "failed")
+        if info.get(key)
+    )
     if problems:
-        sections.append(("problems", "Skipped and failed", "".join(table(f, index=False) for _, f in problems)))
+        sections.append(("problems", "Skipped and failed", problems))
     return sections
 
 

@@ -56,9 +56,9 @@ BAND_CHOICES = ("all", "networks", "none")  # from the richest chart to the smal
 
 def forecast(evaluation: Evaluation, step: int = 1, bands: str = "all") -> go.Figure:
     """The actual series and one line per model over the test period, the RMSE in each label; each
-    model's 80% and 95% bands as one legend entry of their own, shown for the networks and one
-    click away for the baselines (all at once would hide the lines). `bands` "networks" or "none"
-    leaves bands out to keep a long test period's file small."""
+    model's 80% and 95% bands as one legend entry of their own, shown for the networks (for ridge
+    in a run without one) and one click away for the others (all at once would hide the lines).
+    `bands` "networks" or "none" leaves bands out to keep a long test period's file small."""
     table = evaluation.wide(step)
     data = evaluation.metrics["data"]
     x = _days(table.index)
@@ -69,9 +69,10 @@ def forecast(evaluation: Evaluation, step: int = 1, bands: str = "all") -> go.Fi
             hovertemplate="%{y:.4g}", meta="actual",
         )
     )  # fmt: skip
+    networks = [n for n in evaluation.models if n.removesuffix("_local") in NETWORKS]
     for i, name in enumerate(evaluation.models):
         m = evaluation.metrics["models"][name]["by_step"][step - 1]
-        network = name.removesuffix("_local") in NETWORKS
+        network = name in networks
         drawn = bands == "all" or (bands == "networks" and network)
         interval = evaluation.bands(name, step) if drawn else None
         if interval is not None:
@@ -82,7 +83,8 @@ def forecast(evaluation: Evaluation, step: int = 1, bands: str = "all") -> go.Fi
                         x=x + x[::-1], y=np.concatenate([hi, lo[::-1]]), fill="toself", mode="lines",
                         line={"width": 0}, fillcolor=color(name, i), opacity=opacity,
                         name=f"{name} 80% and 95% intervals", legendgroup=f"{name} band", hoverinfo="skip",
-                        showlegend=level == "95", visible=True if network else "legendonly",
+                        showlegend=level == "95",
+                        visible=True if network or (not networks and name != "persistence") else "legendonly",
                     )
                 )  # fmt: skip
         rmse = "-" if m["rmse"] is None else f"{m['rmse']:.4g}"

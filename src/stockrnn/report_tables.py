@@ -29,7 +29,7 @@ def cell(value, key: str = "") -> str:
     if isinstance(value, float | np.floating):
         if key in PERCENT:
             return f"{value:.1%}"
-        if key == "skill":
+        if key.endswith("skill"):
             return f"{value:+.4f}"
         return f"{value:.4g}"
     if isinstance(value, dict | list):
