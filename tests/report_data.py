@@ -3,6 +3,8 @@ persistence; close target, one repaired day), a small backtest and a made-up pan
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -21,6 +23,7 @@ def repaired_prices() -> pd.DataFrame:
     return frame
 
 
+@functools.cache  # shared by the report and the browser tests; nothing changes it
 def small_evaluation(target: str = "close"):
     network = make_forecaster("lstm", model_config("lstm", target=target, **TINY, ensemble=1))
     ridge = make_forecaster("ridge", model_config("ridge", target=target))

@@ -13,7 +13,7 @@ import pytest
 
 from stockrnn.report import write_report
 
-from report_data import COMMAND, made_up_panel, small_evaluation
+from report_data import COMMAND, made_up_panel, small_backtest, small_evaluation
 
 CHROMIUM = Path(os.environ.get("STOCKRNN_CHROMIUM", "/usr/bin/chromium"))
 FLAGS = [
@@ -149,6 +149,20 @@ def test_panel_report_sorts_and_filters(open_page, tmp_path):
     page.fill("input[data-filter]", "")
     assert len(column(page, 0)) == len(summary)
     screenshot(page, tmp_path, "report-panel.png")
+    assert_offline_and_clean(log)
+
+
+def test_backtest_report_draws_every_chart(open_page, tmp_path):
+    """Forecast with refit lines, lag check, error by step, folds: each one drawn, without an error."""
+    path = write_report(tmp_path / "backtest" / "report.html", small_backtest(), command="stockrnn backtest")
+    page, log = open_page(path)
+    ids = page.eval_on_selector_all(".plotly-graph-div", "divs => divs.map(d => d.id)")
+    assert ids == ["forecast-chart", "lag-chart", "step-chart", "fold-chart"]
+    page.wait_for_function(
+        'Array.from(document.querySelectorAll(".plotly-graph-div"))'
+        '.every(d => d._fullLayout && d.querySelector(".main-svg"))'
+    )
+    assert page.evaluate('document.getElementById("fold-chart").data.length') == 3  # gru, ridge, persistence
     assert_offline_and_clean(log)
 
 

@@ -126,3 +126,15 @@ def test_long_test_period_leaves_bands_out_not_the_size_limit(evaluation, monkey
     assert smaller.count('95% intervals"') < full.count('95% intervals"')
     assert '"name":"lstm 80% and 95% intervals"' in smaller
     assert '"name":"ridge 80% and 95% intervals"' not in smaller
+
+
+def test_two_test_days_still_make_a_report(tmp_path):
+    """Too few days for a lag or a test: the report says '-' where a number cannot be computed."""
+    from stockrnn import evaluate
+
+    from conftest import make_prices
+
+    prices = make_prices(120)
+    result = evaluate(prices, ["ridge"], test_start=prices.index[-2])
+    html = write_report(tmp_path / "report.html", result).read_text()
+    assert 'id="forecast-chart"' in html and "<td>-</td>" in html
