@@ -113,19 +113,22 @@ def test_predict_report(tmp_path):
     assert "2021-01-05" in html and 'id="forecast-chart"' in html and "stockrnn predict m" in html
 
 
-def test_long_test_period_leaves_bands_out_not_the_size_limit(evaluation, monkeypatch):
+def test_long_test_period_leaves_bands_out_not_the_size_limit(evaluation, monkeypatch, tmp_path):
     """Over the size limit (here: lowered to just under the full page), the baselines' bands go first."""
     import stockrnn.report as report
 
     full = render_report(evaluation)
     assert "left out to keep" not in full
     monkeypatch.setattr(report, "MAX_BYTES", len(full.encode()) - 1)
-    smaller = render_report(evaluation)
+    smaller = write_report(tmp_path / "report.html", evaluation).read_text()
     assert len(smaller.encode()) < len(full.encode())
     assert "The baselines' interval bands are left out" in smaller
     assert smaller.count('95% intervals"') < full.count('95% intervals"')
     assert '"name":"lstm 80% and 95% intervals"' in smaller
     assert '"name":"ridge 80% and 95% intervals"' not in smaller
+    monkeypatch.setattr(report, "MAX_BYTES", 1000)  # nothing fits: the smallest page, every band left out
+    smallest = write_report(tmp_path / "report.html", evaluation).read_text()
+    assert "The interval bands are left out" in smallest and '95% intervals"' not in smallest
 
 
 def test_two_test_days_still_make_a_report(tmp_path):

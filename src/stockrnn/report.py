@@ -118,13 +118,19 @@ def write_report(
     run folder; `panel` (summary.csv's rows) with `panel_metrics` (panel.json) and `rank_ic` (date
     index, one column per model) for a panel's folder; `forecast` (predict's table) with the
     `history` of the target and `metadata` (data/settings/versions as in metrics.json) for predict.
-    `command` is the command line that made the run; `explain_html` a trusted HTML fragment."""
-    page = render_report(
-        evaluation, panel=panel, panel_metrics=panel_metrics, rank_ic=rank_ic, forecast=forecast,
-        history=history, metadata=metadata, command=command, explain_html=explain_html, ticker_link=ticker_link,
+    `command` is the command line that made the run; `explain_html` a trusted HTML fragment;
+    `ticker_link` the relative link to a ticker's folder. A long test period whose page would
+    reach 6 MB loses the baselines' interval bands, then all bands, never the limit."""
+    parts = dict(
+        panel=panel, panel_metrics=panel_metrics, rank_ic=rank_ic, forecast=forecast, history=history,
+        metadata=metadata, command=command, explain_html=explain_html, ticker_link=ticker_link,
     )  # fmt: skip
+    for bands in figures.BAND_CHOICES:
+        html = render_report(evaluation, bands=bands, **parts)
+        if len(html.encode()) < MAX_BYTES:
+            break
     with atomic_file(path) as tmp:
-        tmp.write_text(page, encoding="utf-8")
+        tmp.write_text(html, encoding="utf-8")
     return Path(path)
 
 
@@ -140,23 +146,11 @@ def render_report(
     command: str | None = None,
     explain_html: str | None = None,
     ticker_link: Callable[[str], str] | None = ticker_href,
+    bands: str = "all",
 ) -> str:
-    """The page as a string (see `write_report`)."""
+    """The page as a string (see `write_report`); `bands`: "all", "networks" or "none"."""
     if evaluation is None and panel is None and forecast is None:
         raise ValueError("a report needs an evaluation, a panel summary or a forecast")
-    for bands in figures.BAND_CHOICES:  # a long test period: fewer interval bands, not a file over 6 MB
-        html = _render(
-            evaluation, bands, panel, panel_metrics, rank_ic, forecast, history, metadata, command, explain_html,
-            ticker_link,
-        )  # fmt: skip
-        if len(html.encode()) < MAX_BYTES:
-            break
-    return html
-
-
-def _render(
-    evaluation, bands, panel, panel_metrics, rank_ic, forecast, history, metadata, command, explain_html, ticker_link
-) -> str:
     sections: list[tuple[str, str, str]] = []  # (anchor, title, html)
     if panel is not None:
         sections += panel_sections(panel, panel_metrics or {}, rank_ic, ticker_link)
