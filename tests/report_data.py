@@ -35,8 +35,11 @@ def small_backtest():
     return backtest(make_prices(300), [network], test_start="2020-08-03", refit_every=40)
 
 
-def made_up_panel(tickers: int = 250, days: int = 252, seed: int = 0) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
-    """summary.csv rows, a panel.json and a rank-IC series shaped as design.md says, from random numbers."""
+def made_up_panel(
+    tickers: int = 250, days: int = 252, seed: int = 0, markup_ticker: bool = True
+) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """summary.csv rows, a panel.json and a rank-IC series shaped as design.md says, from random numbers;
+    the first ticker named with HTML markup unless `markup_ticker` is False (the README's picture)."""
     rng = np.random.default_rng(seed)
     rows = []
     for t in range(tickers):
@@ -51,7 +54,8 @@ def made_up_panel(tickers: int = 250, days: int = 252, seed: int = 0) -> tuple[p
                 "coverage_80": float(rng.uniform(0.7, 0.9)), "coverage_95": float(rng.uniform(0.88, 0.99)),
             })  # fmt: skip
     summary = pd.DataFrame(rows)
-    summary.loc[summary["ticker"] == "T000", "ticker"] = "<b>&BAD"  # escaped, never markup
+    if markup_ticker:
+        summary.loc[summary["ticker"] == "T000", "ticker"] = "<b>&BAD"  # escaped, never markup
     models = {
         m: {"tickers": tickers, "beats_persistence": int((summary[summary.model == m].skill > 0).sum())}
         for m in PANEL_MODELS

@@ -125,7 +125,7 @@ def column(page, index: int) -> list[str]:
 
 
 def test_panel_report_sorts_and_filters(open_page, tmp_path):
-    summary, info, rank_ic = made_up_panel(40)
+    summary, info, rank_ic = made_up_panel(40, markup_ticker=False)
     path = write_report(tmp_path / "panel" / "report.html", panel=summary, panel_metrics=info, rank_ic=rank_ic)
     page, log = open_page(path)
     page.wait_for_selector("#skill-chart .main-svg")
