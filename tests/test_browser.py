@@ -6,6 +6,7 @@ which `make screenshots` sets). Skipped, with the reason, where Chromium or Play
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -115,6 +116,14 @@ def test_evaluation_report(open_page, tmp_path):
     assert [t["visible"] for t in traces(page, "forecast-chart") if t["meta"] and t["meta"] != "ridge"] == [True] * 3
     entry.click()
     page.wait_for_function(f'document.getElementById("forecast-chart").data[{ridge}].visible === true')
+
+    plot = page.locator("#forecast-chart .nsewdrag").first.bounding_box()
+    page.mouse.move(plot["x"] + plot["width"] / 2, plot["y"] + plot["height"] / 2)  # hover: the day's values
+    page.wait_for_selector("#forecast-chart .hoverlayer .legend")
+    hover = page.locator("#forecast-chart .hoverlayer").text_content()
+    day = re.search(r"\d{4}-\d{2}-\d{2}", hover)
+    assert day and day.group() in {f"{d:%Y-%m-%d}" for d in evaluation.wide(1).index}
+    assert "actual" in hover and "lstm (RMSE" in hover and "(80%:" in hover
     assert_offline_and_clean(log)
 
 

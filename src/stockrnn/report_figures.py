@@ -23,6 +23,7 @@ COLORS = {
 }
 OTHER = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#ff7f0e")
 MAX_LAG = 5
+DAY = "%Y-%m-%d"  # dates in hover labels as in the tables
 LAG_DAYS = 60  # the lag check shows the last days of the test period, where a one-day shift is visible
 
 
@@ -99,6 +100,7 @@ def forecast(evaluation: Evaluation, step: int = 1, bands: str = "all") -> go.Fi
         )  # fmt: skip
     for fold in evaluation.metrics.get("folds") or []:
         fig.add_vline(x=fold["test_start"], line={"color": "#999999", "width": 1, "dash": "dot"})
+    fig.update_xaxes(hoverformat=DAY)
     ahead = "next-day" if step == 1 else f"{step}-day-ahead"
     refits = " (dotted: refit dates)" if evaluation.metrics.get("folds") else ""
     return _layout(fig, f"{data['name']}: {ahead} {data['target']} forecasts{refits}", data["target"])
@@ -160,6 +162,7 @@ def lag_check(evaluation: Evaluation) -> go.Figure:
             row=1, col=2,
         )  # fmt: skip
     fig.update_xaxes(title_text="lag k (trading days)", dtick=1, row=1, col=2)
+    fig.update_xaxes(hoverformat=DAY, row=1, col=1)
     fig.update_layout(hovermode="closest", barmode="group")
     return _layout(fig, "", evaluation.metrics["data"]["target"])
 
@@ -236,6 +239,7 @@ def rank_ic(series: pd.DataFrame, smooth: int = 21) -> go.Figure:
             )
         )  # fmt: skip
     fig.add_hline(y=0, line={"color": "#555555", "dash": "dot"})
+    fig.update_xaxes(hoverformat=DAY)
     return _layout(fig, "Rank IC over time (forecast vs actual move, across tickers)", "rank IC", height=400)
 
 
@@ -261,4 +265,5 @@ def future(history: pd.Series, table: pd.DataFrame, days: int = 120) -> go.Figur
             x=x, y=_values(table["forecast"]), name="forecast", mode="lines+markers", line={"color": color("lstm")}
         )
     )
+    fig.update_xaxes(hoverformat=DAY)
     return _layout(fig, "Forecast after the last day of the data", str(history.name or "value"), height=400)
