@@ -30,6 +30,7 @@ def small_evaluation(target: str = "close"):
     return evaluate(repaired_prices(), [network, ridge], test_start="2020-10-01")
 
 
+@functools.cache
 def small_backtest():
     network = make_forecaster("gru", model_config("gru", horizon=3, **TINY, ensemble=1))
     return backtest(make_prices(300), [network], test_start="2020-08-03", refit_every=40)
