@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 KERAS_VENV ?= .venv-keras
 KERAS_SPEC ?= tensorflow-cpu==2.21.0 keras==3.15.1
 
-.PHONY: demo test reference accuracy tune speed bench-setup clean
+.PHONY: demo test chromium screenshots reference accuracy tune speed bench-setup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,29 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/stockrnn demo
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test chromium
 	$(BIN)/python -m ruff check src tests bench
 	$(BIN)/python -m pytest
+
+# Debian's Chromium for tests/test_browser.py (Playwright drives it; Playwright's own download is not
+# used). Installed with apt-get when missing and run as root; otherwise, or when apt-get fails, the
+# browser tests skip and say why, and the rest of `make test` goes on.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium with apt-get (for the browser tests of report.html)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "apt-get could not install chromium: the browser tests will skip"; \
+	else \
+		echo "$(CHROMIUM) missing and not root with apt-get: the browser tests will skip"; \
+	fi
+
+# The README's pictures of report.html: the browser tests' screenshots, written to docs/.
+screenshots: $(VENV)/.installed-test chromium
+	rm -f docs/report.png docs/report-panel.png
+	STOCKRNN_SCREENSHOTS=docs $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_browser.py -k "report"
+	test -s docs/report.png && test -s docs/report-panel.png
 
 # Benchmarks (need ../shared/data): the published recipe, the 24-stock accuracy report, the tuning.
 reference: $(VENV)/.installed

@@ -1,0 +1,143 @@
+"""report.html without a browser: one self-contained file, verdict first, every score key, the
+run's command, data repairs, folds, trading, panels; under 6 MB."""
+
+from __future__ import annotations
+
+import re
+from html import escape
+
+import pytest
+
+from stockrnn.report import MAX_BYTES, render_report, write_report
+from stockrnn.report_tables import HIDDEN
+
+from report_data import COMMAND, made_up_panel, small_backtest, small_evaluation
+
+# Every reference to another resource: a script, a style sheet, an image, a frame, an object.
+LOADS = re.compile(
+    r"<(script|link|img|iframe|source|object|embed)\b[^>]*\b(src|href|data)\s*=\s*['\"]?([^'\" >]+)", re.I
+)
+
+
+@pytest.fixture(scope="module")
+def evaluation():
+    return small_evaluation()
+
+
+@pytest.fixture(scope="module")
+def page(evaluation, tmp_path_factory):
+    path = write_report(tmp_path_factory.mktemp("run") / "report.html", evaluation, command=COMMAND)
+    return path, path.read_text(encoding="utf-8")
+
+
+def outside_scripts(html: str) -> str:
+    """The page without the bodies of its inline scripts (plotly.js names URLs it never loads here)."""
+    return re.sub(r"(<script[^>]*>).*?(</script>)", r"\1\2", html, flags=re.S)
+
+
+def test_one_self_contained_file(page):
+    path, html = page
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no temporary file left
+    assert path.stat().st_size < MAX_BYTES
+    assert html.count("Plotly.newPlot(") == 2 and html.count("* plotly.js v") == 1  # one copy of plotly.js
+    markup = outside_scripts(html)
+    assert [m for m in LOADS.findall(markup) if not m[2].startswith(("data:", "#"))] == []
+    assert not re.search(r"url\(\s*['\"]?(https?:)?//", markup)  # no style pulls a remote file
+
+
+def test_verdict_first_then_every_score_key(page, evaluation):
+    _, html = page
+    verdict, scores = html.index('id="verdict"'), html.index('id="score-table"')
+    assert verdict < scores
+    words = html[verdict:scores]
+    assert re.search(r"(\d of 2 models beat|No model beats) persistence", words)
+    assert "lstm</b> beats ridge" in words or "lstm</b> does not beat ridge" in words
+    for name in ("lstm", "ridge"):
+        assert f"<b>{name}</b>: {escape(evaluation.verdict(name))}" in words
+    table = html[scores : html.index("</table>", scores)]
+    keys = {k for m in evaluation.metrics["models"].values() for k in m if k not in HIDDEN}
+    assert {"rmse", "mae", "skill", "dm_pvalue", "best_lag", "coverage_80"} <= keys
+    for key in keys:
+        assert f"<th>{key}</th>" in table
+    for name in evaluation.models:
+        assert f"<td>{name}</td>" in table
+
+
+def test_command_repairs_lag_and_trading(page, evaluation):
+    _, html = page
+    assert COMMAND in html
+    assert "filled (close)" in html and "2020-12-09" in html  # the repaired day, by name
+    assert "actual shifted by one day" in html and "RMSE vs yesterday" in html
+    assert 'id="trading"' in html and "buy-and-hold" in html
+    assert evaluation.metrics["versions"]["torch"] in html
+
+
+def test_backtest_folds_and_error_by_step(tmp_path):
+    result = small_backtest()
+    html = write_report(tmp_path / "report.html", result).read_text()
+    assert 'id="fold-table"' in html and 'id="fold-chart"' in html and 'id="step-chart"' in html
+    assert html.count("<tr><td>") >= len(result.folds)
+    assert "not recorded" in html  # no command given
+    assert 'id="trading"' not in html  # a high target has no trading diagnostic
+
+
+def test_panel_report_is_small_sorted_escaped(tmp_path):
+    summary, info, rank_ic = made_up_panel(250)
+    path = write_report(tmp_path / "report.html", panel=summary, panel_metrics=info, rank_ic=rank_ic, command="x")
+    html = path.read_text()
+    size = path.stat().st_size
+    assert size < MAX_BYTES, f"{size / 2**20:.2f} MiB"
+    assert html.count('href="T001/report.html"') == 5  # one link per model row of the ticker
+    assert "&lt;b&gt;&amp;BAD" in html and "<b>&BAD" not in html
+    assert 'id="ticker-table" class="sortable"' in html and 'id="rank-ic-chart"' in html
+    assert "EMPTY" in html and "no rows" in html  # skipped tickers are listed
+    lstm = summary[summary["model"] == "lstm"]
+    assert f"<b>lstm</b>: beats persistence on {(lstm['skill'] > 0).sum()} of 250 tickers" in html
+    assert html.index('id="verdict"') < html.index('id="ticker-table"')
+
+
+def test_report_needs_something(tmp_path):
+    with pytest.raises(ValueError):
+        render_report()
+
+
+def test_predict_report(tmp_path):
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {"forecast": [1.0, 2.0], "lo80": [0.5, 1.5], "hi80": [1.5, 2.5], "lo95": [0.2, 1.2], "hi95": [1.8, 2.8]},
+        index=pd.bdate_range("2021-01-04", periods=2),
+    )
+    history = pd.Series([1.0, 1.1, 0.9], index=pd.bdate_range("2020-12-29", periods=3), name="close")
+    html = write_report(tmp_path / "r.html", forecast=table, history=history, command="stockrnn predict m").read_text()
+    assert "2021-01-05" in html and 'id="forecast-chart"' in html and "stockrnn predict m" in html
+
+
+def test_long_test_period_leaves_bands_out_not_the_size_limit(evaluation, monkeypatch, tmp_path):
+    """Over the size limit (here: lowered to just under the full page), the baselines' bands go first."""
+    import stockrnn.report as report
+
+    full = render_report(evaluation)
+    assert "left out to keep" not in full
+    monkeypatch.setattr(report, "MAX_BYTES", len(full.encode()) - 1)
+    smaller = write_report(tmp_path / "report.html", evaluation).read_text()
+    assert len(smaller.encode()) < len(full.encode())
+    assert "The baselines' interval bands are left out" in smaller
+    assert smaller.count('95% intervals"') < full.count('95% intervals"')
+    assert '"name":"lstm 80% and 95% intervals"' in smaller
+    assert '"name":"ridge 80% and 95% intervals"' not in smaller
+    monkeypatch.setattr(report, "MAX_BYTES", 1000)  # nothing fits: the smallest page, every band left out
+    smallest = write_report(tmp_path / "report.html", evaluation).read_text()
+    assert "The interval bands are left out" in smallest and '95% intervals"' not in smallest
+
+
+def test_two_test_days_still_make_a_report(tmp_path):
+    """Too few days for a lag or a test: the report says '-' where a number cannot be computed."""
+    from stockrnn import evaluate
+
+    from conftest import make_prices
+
+    prices = make_prices(120)
+    result = evaluate(prices, ["ridge"], test_start=prices.index[-2])
+    html = write_report(tmp_path / "report.html", result).read_text()
+    assert 'id="forecast-chart"' in html and "<td>-</td>" in html
