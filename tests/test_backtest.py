@@ -162,7 +162,7 @@ def test_cli_backtest_writes_every_output(cli, prices, tmp_path):
                             "--horizon", "2", "--cost-bps", "10", "--out", out, "--quiet", *TINY_ARGS)  # fmt: skip
     assert code == 0, err
     assert {p.name for p in out.iterdir()} == {
-        "metrics.json", "predictions.csv", "forecast.png", "folds.png", "error_by_step.png"
+        "metrics.json", "predictions.csv", "forecast.png", "folds.png", "error_by_step.png", "report.html"
     }  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert [f["fold"] for f in metrics["folds"]] == [1, 2]

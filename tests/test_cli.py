@@ -120,7 +120,7 @@ def test_evaluate_end_to_end_on_builtin_slice(cli, tmp_path):
         "--out", out, *TINY_ARGS, "--seed", "3",
     )  # fmt: skip
     assert code == 0, err
-    assert {p.name for p in out.iterdir()} == {"metrics.json", "predictions.csv", "forecast.png"}
+    assert {p.name for p in out.iterdir()} == {"metrics.json", "predictions.csv", "forecast.png", "report.html"}
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) >= {"models", "data", "settings", "versions"}
     assert list(metrics["models"]) == ["lstm", "gru", "persistence", "ridge"]

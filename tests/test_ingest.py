@@ -492,7 +492,8 @@ def test_folder_run_writes_per_ticker_outputs_and_summary(cli, tmp_path):
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["AAA", "BBB", "summary.csv"]
     for ticker in ("AAA", "BBB"):
-        assert {p.name for p in (out / ticker).iterdir()} == {"metrics.json", "predictions.csv", "forecast.png"}
+        files = {p.name for p in (out / ticker).iterdir()}
+        assert files == {"metrics.json", "predictions.csv", "forecast.png", "report.html"}
         metrics = json.loads((out / ticker / "metrics.json").read_text())
         assert metrics["data"]["name"] == ticker and metrics["settings"]["ticker"] == ticker
     summary = pd.read_csv(out / "summary.csv")

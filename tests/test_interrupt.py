@@ -205,7 +205,7 @@ def test_first_ctrl_c_stops_training_and_finishes_the_run_marked_interrupted(tmp
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["interrupted"] is True
     assert np.isfinite(metrics["models"]["lstm"]["rmse"])
-    assert {p.name for p in out.iterdir()} == {"metrics.json", "predictions.csv", "forecast.png"}
+    assert {p.name for p in out.iterdir()} == {"metrics.json", "predictions.csv", "forecast.png", "report.html"}
 
 
 def test_second_ctrl_c_exits_130_at_once_leaving_nothing(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 from .evaluate import BANDS, Evaluation
 from .files import atomic_dir
 from .plots import error_by_step_figure, folds_figure, forecast_figure
+from .report import write_report
 
 
 def _clean(value):
@@ -22,15 +23,18 @@ def _clean(value):
     return value
 
 
-def write_evaluation(evaluation: Evaluation, out: str | Path) -> Path:
+def write_evaluation(evaluation: Evaluation, out: str | Path, report: bool = True, command: str | None = None) -> Path:
     """Write the outputs into `out`, replacing a previous run there only once all are written:
-    metrics.json, predictions.csv, forecast.png, and error_by_step.png for a multi-step run."""
+    metrics.json, predictions.csv, forecast.png, error_by_step.png for a multi-step run, and
+    report.html (unless `report` is False; `command` is the command line it names)."""
     with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(_clean(evaluation.metrics), indent=2) + "\n")
         write_predictions(evaluation, tmp / "predictions.csv")
         forecast_figure(evaluation, tmp / "forecast.png")
         if evaluation.horizon > 1:
             error_by_step_figure(evaluation, tmp / "error_by_step.png")
+        if report:
+            write_report(tmp / "report.html", evaluation, command=command)
     return Path(out)
 
 
@@ -47,13 +51,16 @@ def write_predictions(evaluation: Evaluation, path: Path) -> None:
     table.to_csv(path, index=False, date_format="%Y-%m-%d", float_format="%.6g")
 
 
-def write_backtest(result: Evaluation, out: str | Path) -> Path:
+def write_backtest(result: Evaluation, out: str | Path, report: bool = True, command: str | None = None) -> Path:
     """A backtest's metrics.json (with `folds`), predictions.csv and figures, all or nothing:
-    forecast.png (next-day forecasts with interval bands), folds.png, error_by_step.png."""
+    forecast.png (next-day forecasts with interval bands), folds.png, error_by_step.png, and
+    report.html unless `report` is False."""
     with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(_clean(result.metrics), indent=2) + "\n")
         write_predictions(result, tmp / "predictions.csv")
         forecast_figure(result, tmp / "forecast.png")
         folds_figure(result, tmp / "folds.png")
         error_by_step_figure(result, tmp / "error_by_step.png")
+        if report:
+            write_report(tmp / "report.html", result, command=command)
     return Path(out)

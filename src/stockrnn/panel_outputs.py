@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import matplotlib.pyplot as plt
 
@@ -13,6 +14,7 @@ from .files import atomic_dir
 from .outputs import _clean, write_evaluation
 from .panel_eval import PanelEvaluation
 from .panel_plots import rmse_figure, skill_figure
+from .report import write_report
 
 
 def ticker_folder(ticker: str) -> str:
@@ -20,12 +22,13 @@ def ticker_folder(ticker: str) -> str:
     return re.sub(r"[^\w.\-^=]", "_", ticker).lstrip(".") or "ticker"
 
 
-def write_panel(result: PanelEvaluation, out: str | Path) -> Path:
+def write_panel(result: PanelEvaluation, out: str | Path, report: bool = True, command: str | None = None) -> Path:
     """Write every output into `out`, replacing a previous run there only once all are written.
-    rmse_vs_ridge_local.png is left out when the run has no ridge_local."""
+    rmse_vs_ridge_local.png is left out when the run has no ridge_local; report.html (unless
+    `report` is False) is the panel's page, linking to each ticker's folder."""
     with atomic_dir(out) as tmp:
         for ticker, evaluation in result.evaluations.items():
-            write_evaluation(evaluation, tmp / ticker_folder(ticker))
+            write_evaluation(evaluation, tmp / ticker_folder(ticker), report=False)
         result.summary.to_csv(tmp / "summary.csv", index=False, float_format="%.6g")
         (tmp / "panel.json").write_text(json.dumps(_clean(result.panel), indent=2) + "\n")
         result.rank_ic.to_csv(tmp / "rank_ic.csv", date_format="%Y-%m-%d", float_format="%.6g")
@@ -37,4 +40,9 @@ def write_panel(result: PanelEvaluation, out: str | Path) -> Path:
             if figure is not None:
                 figure.savefig(tmp / name)
                 plt.close(figure)
+        if report:
+            write_report(
+                tmp / "report.html", panel=result.summary, panel_metrics=result.panel, rank_ic=result.rank_ic,
+                command=command, ticker_link=lambda t: quote(f"{ticker_folder(t)}/forecast.png"),
+            )  # fmt: skip
     return Path(out)
