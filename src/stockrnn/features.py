@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-KINDS = ("relative", "level")
+from .config import KINDS  # noqa: F401
+
 VOLUME_DAYS = 20  # the "recent average" that volume is compared with
 VOLATILITY_DAYS = (5, 20)  # trailing means of the daily high-low range
 

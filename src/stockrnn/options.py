@@ -1,4 +1,6 @@
-"""Command-line options shared by several commands; the help shows the defaults of ModelConfig."""
+"""Command-line options shared by several commands; the help shows the defaults of ModelConfig.
+
+Light on purpose: `stockrnn --help` imports this module, never torch or scikit-learn."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from .config import OPTIMIZERS, PRESETS, ModelConfig
 DEFAULTS = ModelConfig()
 DATA_HELP = "A CSV or Parquet file, a folder of them (one ticker per file), sp500, nasdaq or yahoo:TICKER."
 ONE_SOURCE_HELP = "A CSV or Parquet file, sp500, nasdaq or yahoo:TICKER."
+WINDOW_MODES = ("expanding", "rolling")  # backtest.WINDOW_MODES, without importing torch for --help
 
 
 def cost_option(command: Callable) -> Callable:
