@@ -4,7 +4,8 @@ Everything is written under a hidden temporary name beside the target (`.NAME.tm
 renamed into place at the end, with the permissions a plain `mkdir` or `open` would give (the
 umask applies; tempfile's private 0700/0600 would not). A run killed outright (SIGKILL, power
 loss) cannot clean up after itself, so the next write to the same target removes what a dead
-process left behind, and puts back a previous output that was moved aside (`.NAME.old-PID-...`) but not yet replaced.
+process left behind, and puts back a previous output that was moved aside (`.NAME.old-PID-...`)
+but not yet replaced.
 """
 
 from __future__ import annotations
