@@ -81,7 +81,10 @@ def test_missing_file(cli, tmp_path):
         (["--dropout", "1.5"], "Invalid value for '--dropout'"),
         (["--lr", "fast"], "Invalid value for '--lr'"),
         (["--optimizer", "lion"], "Invalid value for '--optimizer'"),
-        (["--device", "tpu"], "bad value for device"),
+        (["--device", "tpu"], "Invalid value for '--device': 'tpu' is not auto, cpu, cuda or cuda:N"),
+        (["--device", "cuda:x"], "Invalid value for '--device'"),
+        (["--seed", str(2**70)], "Invalid value for '--seed'"),
+        (["--seed", "-1"], "Invalid value for '--seed'"),
         (["--bogus"], "No such option '--bogus'"),
     ],
 )

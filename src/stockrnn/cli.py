@@ -328,11 +328,11 @@ def predict_command(model_dir, source, horizon, out, allow_gaps) -> None:
     prices.column(model.config.target)
     warning = model.check_data(prices)
     table = model.predict(prices, horizon)
-    if warning:
-        print(f"stockrnn: warning: {warning}", file=sys.stderr)
     if out:
         with atomic_file(out) as tmp:
             table.reset_index().to_csv(tmp, index=False, date_format="%Y-%m-%d")
+    if warning:  # after every check, so that a failing run prints its error line alone
+        print(f"stockrnn: warning: {warning}", file=sys.stderr)
     console = output_console()
     print_data(console, prices)
     print_forecast(console, table, f"{model.name} forecast of {model.config.target}")

@@ -4,6 +4,7 @@ Light on purpose: `stockrnn --help` imports this module, never torch or scikit-l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import click
@@ -13,7 +14,15 @@ from .config import OPTIMIZERS, PRESETS, ModelConfig
 DEFAULTS = ModelConfig()
 DATA_HELP = "A CSV or Parquet file, a folder of them (one ticker per file), sp500, nasdaq or yahoo:TICKER."
 ONE_SOURCE_HELP = "A CSV or Parquet file, sp500, nasdaq or yahoo:TICKER."
+MAX_SEED = 2**32 - 1  # NumPy's seeds; ensemble member i is seeded with seed + i, which torch takes too
 WINDOW_MODES = ("expanding", "rolling")  # backtest.WINDOW_MODES, without importing torch for --help
+
+
+def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """torch would fail later, with a traceback, on a name such as 'cuda:x'."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise click.BadParameter(f"{value!r} is not auto, cpu, cuda or cuda:N")
+    return value
 
 
 def cost_option(command: Callable) -> Callable:
@@ -81,13 +90,17 @@ def network_options(command: Callable) -> Callable:
         ),
         click.option(
             "--seed",
-            type=int,
+            type=click.IntRange(0, MAX_SEED),
             default=0,
             show_default=True,
             help="Seeds Python, NumPy and torch: same seed, same numbers.",
         ),
         click.option(
-            "--device", default="auto", show_default=True, help="auto (CUDA when present, else CPU), cpu or cuda."
+            "--device",
+            default="auto",
+            show_default=True,
+            callback=_device,
+            help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.",
         ),
     ]
     for option in reversed(options):

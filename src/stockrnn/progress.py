@@ -80,9 +80,10 @@ class TrainingProgress:
             if info.val_loss is not None:
                 best["val"] = min(best["val"], info.val_loss)
             member = f"{label} {info.member + 1}/{members}"
-            status = f"epoch {info.epoch}/{epochs}"
+            ended = ""
             if info.last and info.epoch < epochs:
-                status += " (interrupted)" if interrupt.requested() else " (early stopping)"
+                ended = " (interrupted)" if interrupt.requested() else " (early stopping)"
+            status = f"epoch {info.epoch}/{epochs}{ended}"
             loss = f"loss {_number(info.loss)}" + ("" if info.val_loss is None else f"  val {_number(info.val_loss)}")
             self.bars.update(
                 task, description=member, completed=epochs if info.last else info.epoch, status=status, loss=loss
@@ -91,7 +92,7 @@ class TrainingProgress:
                 return
             if info.last:
                 score = f"best val loss {_number(best['val'])}" if info.val_loss is not None else loss
-                _plain(f"{member}: {status.replace('epoch ', '')} epochs, {score}, {info.seconds:.1f} s")
+                _plain(f"{member}: {info.epoch}/{epochs} epochs{ended}, {score}, {info.seconds:.1f} s")
                 self.last_line = time.monotonic()
             elif time.monotonic() - self.last_line >= PLAIN_EVERY:
                 _plain(f"{member}: {status}, {loss.replace('  val', ', val loss')}")
