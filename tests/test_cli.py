@@ -154,3 +154,16 @@ def test_demo_help_and_version(cli):
         assert option in out
     code, out, _ = cli("--version")
     assert code == 0 and "stockrnn" in out
+
+
+def test_an_unexpected_exception_is_one_line_and_exit_1(cli, csv_file, tmp_path, monkeypatch):
+    """The last resort in `main` for a bug; the command fuzz test shows no input reaches it."""
+    import stockrnn.data
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(stockrnn.data, "load_prices", broken)
+    monkeypatch.delenv("STOCKRNN_DEBUG", raising=False)
+    code, _, err = cli("fit", "--data", csv_file, "--save", tmp_path / "m", "--quiet")
+    assert code == 1 and err == "stockrnn: internal error: RuntimeError: boom (please report it)\n"

@@ -72,3 +72,16 @@ def test_folder_runs_name_the_ticker(cli, tmp_path):
     )  # fmt: skip
     assert code == 0, err
     assert re.fullmatch(r"AAA gru 1/1: [12]/2 epochs.*, best val loss \S+, \d+\.\d s", err.strip())
+
+
+def test_backtest_folds_into_a_log_are_plain_lines(capsys):
+    folds = progress.FoldProgress(quiet=False)
+    folds.update(0, 2, None)
+    folds.update(1, 2, {"test_start": "2020-01-01", "test_end": "2020-03-31"})
+    folds.update(2, 2, {"test_start": "2020-04-01", "test_end": "2020-06-30"})
+    folds.stop()
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" done")[0] for line in lines] == [
+        "fold 1/2 (2020-01-01 .. 2020-03-31)",
+        "fold 2/2 (2020-04-01 .. 2020-06-30)",
+    ]
