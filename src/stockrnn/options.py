@@ -4,6 +4,7 @@ Light on purpose: `stockrnn --help` imports this module, never torch or scikit-l
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
@@ -25,10 +26,18 @@ def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """click's ranges let nan through (every comparison with nan is false)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 def cost_option(command: Callable) -> Callable:
     return click.option(
         "--cost-bps",
-        type=click.FloatRange(min=0),
+        type=click.FloatRange(0, 10_000),
+        callback=_finite,
         default=5.0,
         show_default=True,
         help="Cost in basis points of every buy and every sell in the long-or-flat diagnostic (close target).",
@@ -65,6 +74,7 @@ def network_options(command: Callable) -> Callable:
         click.option(
             "--dropout",
             type=click.FloatRange(0, 1, max_open=True),
+            callback=_finite,
             help=f"Dropout after each recurrent layer.  [default: {DEFAULTS.dropout}]",
         ),
         click.option(
@@ -78,7 +88,10 @@ def network_options(command: Callable) -> Callable:
             help=f"Windows per mini-batch.  [default: {DEFAULTS.batch_size}]",
         ),
         click.option(
-            "--lr", type=click.FloatRange(min=0, min_open=True), help=f"Learning rate.  [default: {DEFAULTS.lr:g}]"
+            "--lr",
+            type=click.FloatRange(min=0, min_open=True),
+            callback=_finite,
+            help=f"Learning rate.  [default: {DEFAULTS.lr:g}]",
         ),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), help=f"Optimiser.  [default: {DEFAULTS.optimizer}]"),
         click.option(
