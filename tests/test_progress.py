@@ -35,10 +35,9 @@ def test_members_and_their_epochs(capsys):
     ]
 
 
-def test_a_progress_line_a_minute_at_most(capsys, monkeypatch):
+def test_a_progress_line_a_minute_at_most(capsys):
     clock = iter([0.0, 30.0, 61.0, 62.0, 130.0, 131.0])
-    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
-    tracker = TrainingProgress(quiet=False)  # reads the clock: 0
+    tracker = TrainingProgress(quiet=False, clock=lambda: next(clock))  # reads the clock: 0
     on_epoch = tracker.callback("gru", ModelConfig(epochs=50, ensemble=1, val_fraction=0.0))
     on_epoch(EpochInfo(0, 1, 0.5, None, False))  # 30 s: nothing
     on_epoch(EpochInfo(0, 2, 0.4, None, False))  # 61 s: a line (and the clock read again)

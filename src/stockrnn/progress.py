@@ -44,11 +44,12 @@ def _number(value: float | None) -> str:
 class TrainingProgress:
     """Training progress of the networks of one command; a context manager around the fitting."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, clock: Callable[[], float] = time.monotonic) -> None:
         console = Console(stderr=True, highlight=False)
         self.quiet = quiet
         self.plain = not quiet and not console.is_terminal
-        self.last_line = time.monotonic()
+        self.clock = clock
+        self.last_line = clock()
         self.bars = Progress(
             TextColumn("{task.description:<10}"),
             BarColumn(),
@@ -71,7 +72,10 @@ class TrainingProgress:
         """The `on_epoch` of one network: its bar, or its plain lines."""
         label = f"{ticker} {name}" if ticker else name
         members, epochs = config.ensemble, config.epochs
-        task = self.bars.add_task(f"{label} 1/{members}", total=epochs, status=f"epoch 0/{epochs}", loss="")
+        # Started at its first epoch, so that its clock does not count the models trained before it.
+        task = self.bars.add_task(
+            f"{label} 1/{members}", total=epochs, status=f"epoch 0/{epochs}", loss="", start=False
+        )
         best = {"val": math.inf}
 
         def on_epoch(info: EpochInfo) -> None:
@@ -85,6 +89,8 @@ class TrainingProgress:
                 ended = " (interrupted)" if interrupt.requested() else " (early stopping)"
             status = f"epoch {info.epoch}/{epochs}{ended}"
             loss = f"loss {_number(info.loss)}" + ("" if info.val_loss is None else f"  val {_number(info.val_loss)}")
+            if info.member == 0 and info.epoch == 1:
+                self.bars.start_task(task)
             self.bars.update(
                 task, description=member, completed=epochs if info.last else info.epoch, status=status, loss=loss
             )
@@ -93,10 +99,10 @@ class TrainingProgress:
             if info.last:
                 score = f"best val loss {_number(best['val'])}" if info.val_loss is not None else loss
                 _plain(f"{member}: {info.epoch}/{epochs} epochs{ended}, {score}, {info.seconds:.1f} s")
-                self.last_line = time.monotonic()
-            elif time.monotonic() - self.last_line >= PLAIN_EVERY:
+                self.last_line = self.clock()
+            elif self.clock() - self.last_line >= PLAIN_EVERY:
                 _plain(f"{member}: {status}, {loss.replace('  val', ', val loss')}")
-                self.last_line = time.monotonic()
+                self.last_line = self.clock()
 
         return on_epoch
 
