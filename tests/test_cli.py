@@ -70,15 +70,24 @@ def test_missing_file(cli, tmp_path):
         (["--target", "adj_close"], "no column for target 'adj_close'"),
         (["--test-start", "2031-01-01"], "test start 2031-01-01 is outside the data"),
         (["--test-start", "2019-01-01"], "test start 2019-01-01 is outside the data"),
-        (["--test-start", "not-a-date"], "test start 'not-a-date' is not a date"),
+        (["--test-start", "not-a-date"], "--test-start 'not-a-date' is not a date: use YYYY-MM-DD"),
+        (["--test-start", "05/03/2020"], "--test-start '05/03/2020' is ambiguous (day/month order): use YYYY-MM-DD"),
+        (["--test-end", "2020-02-30"], "--test-end '2020-02-30' is not a date: use YYYY-MM-DD"),
+        (["--train-start", "2020-01-01T10:00"], "--train-start '2020-01-01T10:00' is not a date"),
         (["--test-start", "2020-01-06"], "too few rows before the test start for one window"),
         (["--models", "lstm,prophet"], "unknown model 'prophet'"),
         (["--preset", "fancy"], "Invalid value for '--preset'"),
         (["--epochs", "0"], "Invalid value for '--epochs'"),
         (["--dropout", "1.5"], "Invalid value for '--dropout'"),
         (["--lr", "fast"], "Invalid value for '--lr'"),
+        (["--lr", "nan"], "Invalid value for '--lr': nan is not a finite number"),
+        (["--cost-bps", "inf"], "Invalid value for '--cost-bps'"),
+        (["--cost-bps", "nan"], "Invalid value for '--cost-bps': nan is not a finite number"),
         (["--optimizer", "lion"], "Invalid value for '--optimizer'"),
-        (["--device", "tpu"], "bad value for device"),
+        (["--device", "tpu"], "Invalid value for '--device': 'tpu' is not auto, cpu, cuda or cuda:N"),
+        (["--device", "cuda:x"], "Invalid value for '--device'"),
+        (["--seed", str(2**70)], "Invalid value for '--seed'"),
+        (["--seed", "-1"], "Invalid value for '--seed'"),
         (["--bogus"], "No such option '--bogus'"),
     ],
 )
@@ -148,3 +157,16 @@ def test_demo_help_and_version(cli):
         assert option in out
     code, out, _ = cli("--version")
     assert code == 0 and "stockrnn" in out
+
+
+def test_an_unexpected_exception_is_one_line_and_exit_1(cli, csv_file, tmp_path, monkeypatch):
+    """The last resort in `main` for a bug; the command fuzz test shows no input reaches it."""
+    import stockrnn.data
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(stockrnn.data, "load_prices", broken)
+    monkeypatch.delenv("STOCKRNN_DEBUG", raising=False)
+    code, _, err = cli("fit", "--data", csv_file, "--save", tmp_path / "m", "--quiet")
+    assert code == 1 and err == "stockrnn: internal error: RuntimeError: boom (please report it)\n"

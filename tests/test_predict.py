@@ -65,3 +65,63 @@ def test_cli_predict_beyond_the_trained_horizon_writes_nothing(cli, friday_price
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "horizon 5 is not available: the model was trained for 1..2 steps" in err
     assert not out.exists() and list(tmp_path.glob(".next.csv*")) == []
+
+
+@pytest.fixture
+def ridge_on_aaa(cli, friday_prices, tmp_path):
+    """A ridge model fitted on AAA.csv (with volume), and the frame it was fitted on."""
+    frame = friday_prices.frame.rename(columns=str.capitalize)
+    frame.index.name = "Date"
+    frame.to_csv(tmp_path / "AAA.csv", float_format="%.17g")
+    directory = tmp_path / "model"
+    code, _, err = cli("fit", "--data", tmp_path / "AAA.csv", "--model", "ridge", "--save", directory, "--quiet",
+                       "--window", "5")  # fmt: skip
+    assert code == 0, err
+    return directory, frame
+
+
+def test_cli_predict_from_the_training_data_says_nothing(cli, ridge_on_aaa, tmp_path):
+    directory, _ = ridge_on_aaa
+    code, _, err = cli("predict", directory, "--data", tmp_path / "AAA.csv")
+    assert code == 0 and err == ""
+    fitted = load(directory).fitted_
+    assert fitted["name"] == "AAA" and fitted["source"] == str(tmp_path / "AAA.csv")
+
+
+def test_cli_predict_warns_in_one_line_on_another_ticker(cli, ridge_on_aaa, tmp_path):
+    directory, frame = ridge_on_aaa
+    frame.to_csv(tmp_path / "BBB.csv", float_format="%.17g")
+    code, stdout, err = cli("predict", directory, "--data", tmp_path / "BBB.csv")
+    assert code == 0 and "forecast" in stdout
+    assert err.count("\n") == 1 and err.startswith("stockrnn: warning: the ridge model was trained on AAA (")
+    assert "the data is BBB" in err
+
+
+def test_cli_predict_warns_when_the_training_rows_were_revised(cli, ridge_on_aaa, tmp_path):
+    directory, frame = ridge_on_aaa
+    revised = frame.copy()
+    revised.iloc[10, revised.columns.get_loc("Close")] *= 1.001
+    revised.to_csv(tmp_path / "AAA.csv", float_format="%.17g")
+    code, _, err = cli("predict", directory, "--data", tmp_path / "AAA.csv")
+    assert code == 0 and err.count("\n") == 1
+    assert err.startswith("stockrnn: warning: ") and "differ from those the ridge model was trained on" in err
+
+
+def test_cli_predict_refuses_data_that_ends_before_the_training_end(cli, ridge_on_aaa, tmp_path):
+    directory, frame = ridge_on_aaa
+    frame.iloc[:-20].to_csv(tmp_path / "AAA_old.csv", float_format="%.17g")
+    out = tmp_path / "next.csv"
+    code, _, err = cli("predict", directory, "--data", tmp_path / "AAA_old.csv", "--out", out)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    last, end = frame.index[-21], frame.index[-1]
+    assert f"the data ends on {last:%Y-%m-%d}, before the model's training end {end:%Y-%m-%d}" in err
+    assert not out.exists()
+
+
+def test_cli_predict_without_a_column_the_model_needs_is_one_line(cli, ridge_on_aaa, tmp_path):
+    directory, frame = ridge_on_aaa
+    frame.drop(columns="Volume").to_csv(tmp_path / "AAA.csv", float_format="%.17g")
+    code, _, err = cli("predict", directory, "--data", tmp_path / "AAA.csv")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"stockrnn: error: {tmp_path / 'AAA.csv'}: the ridge model was trained on inputs")
+    assert "volume_relative" in err

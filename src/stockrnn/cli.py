@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
 from . import __version__, interrupt
-from .backtest import WINDOW_MODES, backtest
 from .config import MODELS, NETWORKS, model_config, parse_models
-from .data import Prices, load_folder, load_prices
 from .errors import ConfigError, StockrnnError
-from .evaluate import Evaluation, evaluate
 from .files import atomic_dir, atomic_file
-from .forecaster import load, make_forecaster
-from .options import DATA_HELP, ONE_SOURCE_HELP, allow_gaps_option, cost_option, network_options
-from .outputs import write_backtest, write_evaluation
-from .progress import epoch_callback, fold_progress, new_progress, output_console
-from .tables import print_data, print_folds, print_forecast, print_table
+from .options import (
+    DATA_HELP,
+    ONE_SOURCE_HELP,
+    WINDOW_MODES,
+    allow_gaps_option,
+    cost_option,
+    network_options,
+)
+from .progress import FoldProgress, TrainingProgress, output_console
+
+if TYPE_CHECKING:  # the modules that need torch, scikit-learn or pandas load inside the commands
+    import pandas as pd
+
+    from .data import Prices
+    from .evaluate import Evaluation
 
 DEMO = dict(data="sp500", train_start="2010-01-01", test_start="2018-01-01", preset="quick")
 
@@ -91,11 +99,20 @@ def run_evaluation(
     source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps=False, cost_bps=5.0
 ) -> Evaluation | dict[str, Evaluation]:
     """`evaluate` for one source, or for each ticker of a folder (then a dict ticker -> Evaluation)."""
+    from .data import load_prices
+    from .outputs import write_evaluation
+    from .tables import print_data, print_table
+
     names = parse_models(model_names)
     preset = options.pop("preset", None)
     configs = {name: model_config(name, preset, target=target, **options) for name in names}
     console = output_console()
-    spans = dict(test_start=test_start, test_end=test_end, train_start=train_start, cost_bps=cost_bps)
+    spans = dict(
+        test_start=_day(test_start, "--test-start"),
+        test_end=_day(test_end, "--test-end"),
+        train_start=_day(train_start, "--train-start"),
+        cost_bps=cost_bps,
+    )
     settings = {"preset": preset, "data": source}
     if Path(str(source)).is_dir():
         return run_folder(console, source, target, spans, configs, out, quiet, settings, allow_gaps)
@@ -112,6 +129,12 @@ def run_evaluation(
 
 def run_folder(console, folder, target, spans, configs, out, quiet, settings, allow_gaps) -> dict[str, Evaluation]:
     """Each ticker through the single-source path; all outputs appear together or not at all."""
+    import pandas as pd
+
+    from .data import load_folder
+    from .outputs import write_evaluation
+    from .tables import print_data, print_table
+
     panel = load_folder(folder, allow_gaps=allow_gaps)
     for prices in panel.values():  # every file is checked before any training starts
         prices.column(target)
@@ -120,7 +143,7 @@ def run_folder(console, folder, target, spans, configs, out, quiet, settings, al
     with atomic_dir(out) as tmp:
         for ticker, prices in panel.items():
             print_data(console, prices)
-            evaluation = evaluate_one(prices, configs, spans, {**settings, "ticker": ticker}, quiet)
+            evaluation = evaluate_one(prices, configs, spans, {**settings, "ticker": ticker}, quiet, ticker)
             write_evaluation(evaluation, tmp / safe_name(ticker))
             print_table(console, evaluation)
             evaluations[ticker] = evaluation
@@ -139,16 +162,18 @@ def safe_name(ticker: str) -> str:
     return re.sub(r"[^\w.\-^=]", "_", ticker).lstrip(".") or "ticker"
 
 
-def evaluate_one(prices: Prices, configs: dict, spans: dict, settings: dict, quiet: bool) -> Evaluation:
+def evaluate_one(
+    prices: Prices, configs: dict, spans: dict, settings: dict, quiet: bool, ticker: str | None = None
+) -> Evaluation:
     """Fit and score fresh models on one ticker; marks the run interrupted after a first Ctrl-C."""
+    from .evaluate import evaluate
+    from .forecaster import make_forecaster
+
     started = time.perf_counter()
-    progress = new_progress(quiet)
+    progress = TrainingProgress(quiet)
     models = []
     for name, config in configs.items():
-        callback = None
-        if name in NETWORKS:
-            task = progress.add_task(name, total=config.epochs * config.ensemble, loss="-")
-            callback = epoch_callback(progress, task, config.epochs)
+        callback = progress.callback(name, config, ticker) if name in NETWORKS else None
         models.append(make_forecaster(name, config, callback))
     with progress:
         evaluation = evaluate(prices, models, settings=settings, **spans)
@@ -204,35 +229,30 @@ def backtest_command(
     weights) on the data before it, forecast each day until the next refit date from the days
     before it, and score all out-of-sample forecasts together and per fold. Writes metrics.json
     (with `folds`), predictions.csv, forecast.png, folds.png and error_by_step.png."""
+    from .backtest import backtest
+    from .forecaster import make_forecaster
+    from .outputs import write_backtest
+    from .tables import print_data, print_folds, print_table
+
     names = parse_models(model_names)
     preset, cost_bps = options.pop("preset", None), options.pop("cost_bps")
     configs = {name: model_config(name, preset, target=target, **options) for name in names}
+    days = _day(test_start, "--test-start"), _day(test_end, "--test-end"), _day(train_start, "--train-start")
     console = output_console()
     prices = load_one(source, allow_gaps, "backtest takes")
     prices.column(target)
     out = Path(out) if out else Path("runs") / f"backtest-{prices.name}-{target}"
     print_data(console, prices)
     started = time.perf_counter()
-    progress = fold_progress(quiet)
-    task = progress.add_task("folds", total=None, last="")
-
-    def on_fold(done: int, total: int, fold: dict | None) -> None:
-        if fold is None:  # shown only once the settings are checked: an error stays one line
-            progress.start()
-            started_bar.append(True)
-        progress.update(task, completed=done, total=total, last="" if fold is None else f"(to {fold['test_end']})")
-
+    progress = FoldProgress(quiet)
     models = [make_forecaster(name, config) for name, config in configs.items()]
-    started_bar: list[bool] = []
     try:
         result = backtest(
-            prices, models, _day(test_start, "--test-start"), _day(test_end, "--test-end"), refit_every,
-            window_mode, train_days, _day(train_start, "--train-start"),
-            settings={"preset": preset, "data": source}, cost_bps=cost_bps, on_fold=on_fold,
+            prices, models, days[0], days[1], refit_every, window_mode, train_days, days[2],
+            settings={"preset": preset, "data": source}, cost_bps=cost_bps, on_fold=progress.update,
         )  # fmt: skip
     finally:
-        if started_bar:
-            progress.stop()
+        progress.stop()
     result.metrics["settings"]["seconds"] = round(time.perf_counter() - started, 1)
     write_backtest(result, out)
     print_table(console, result)
@@ -262,6 +282,9 @@ def backtest_command(
 def fit_command(source, target, model_name, train_start, train_end, save_dir, allow_gaps, quiet, **options) -> None:
     """Fit one model on the rows of --data (from --train-start to --train-end), save it to --save
     and print its forecast for the next weekdays after the last row."""
+    from .forecaster import make_forecaster
+    from .tables import print_data, print_forecast
+
     preset = options.pop("preset", None)
     config = model_config(model_name, preset, target=target, **options)
     start, end = _day(train_start, "--train-start"), _day(train_end, "--train-end")
@@ -270,11 +293,8 @@ def fit_command(source, target, model_name, train_start, train_end, save_dir, al
     prices.column(target)
     save_dir = Path(save_dir) if save_dir else Path("runs") / "models" / f"{prices.name}-{target}-{model_name}"
     print_data(console, prices)
-    progress = new_progress(quiet)
-    callback = None
-    if model_name in NETWORKS:
-        task = progress.add_task(model_name, total=config.epochs * config.ensemble, loss="-")
-        callback = epoch_callback(progress, task, config.epochs)
+    progress = TrainingProgress(quiet)
+    callback = progress.callback(model_name, config) if model_name in NETWORKS else None
     model = make_forecaster(model_name, config, callback)
     with progress:
         model.fit(prices, train_start=start, train_end=end)
@@ -300,13 +320,19 @@ def fit_command(source, target, model_name, train_start, train_end, save_dir, al
 def predict_command(model_dir, source, horizon, out, allow_gaps) -> None:
     """Load the model saved in MODEL_DIR (by `stockrnn fit`) and forecast the next weekdays after
     the last row of --data. Loading reads JSON and safetensors only: nothing is unpickled."""
+    from .forecaster import load
+    from .tables import print_data, print_forecast
+
     model = load(model_dir)
     prices = load_one(source, allow_gaps)
     prices.column(model.config.target)
+    warning = model.check_data(prices)
     table = model.predict(prices, horizon)
     if out:
         with atomic_file(out) as tmp:
             table.reset_index().to_csv(tmp, index=False, date_format="%Y-%m-%d")
+    if warning:  # after every check, so that a failing run prints its error line alone
+        print(f"stockrnn: warning: {warning}", file=sys.stderr)
     console = output_console()
     print_data(console, prices)
     print_forecast(console, table, f"{model.name} forecast of {model.config.target}")
@@ -315,18 +341,18 @@ def predict_command(model_dir, source, horizon, out, allow_gaps) -> None:
 
 
 def load_one(source: str, allow_gaps: bool, command: str = "fit and predict take") -> Prices:
+    from .data import load_prices
+
     if Path(str(source)).is_dir():
         raise ConfigError(f"{source}: is a folder; {command} one price file (evaluate runs folders)")
     return load_prices(source, allow_gaps=allow_gaps)
 
 
 def _day(value: str | None, option: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        return pd.Timestamp(value).normalize()
-    except (ValueError, TypeError):
-        raise ConfigError(f"{option} '{value}' is not a date (use YYYY-MM-DD)") from None
+    """A date option: YYYY-MM-DD only ('05/03/2018' could be 5 March or 3 May)."""
+    from .windows import parse_day
+
+    return None if value is None else parse_day(value, option)
 
 
 def _first_ctrl_c() -> None:
@@ -352,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, click.exceptions.Abort):
         print("stockrnn: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: still one line, unless STOCKRNN_DEBUG asks for the traceback
+        if os.environ.get("STOCKRNN_DEBUG"):
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"stockrnn: internal error: {type(exc).__name__}: {reason} (please report it)", file=sys.stderr)
+        return 1
     return result if isinstance(result, int) else 0
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import ConfigError
-from .features import KINDS
 
 MODELS = ("lstm", "gru", "persistence", "ridge")
 NETWORKS = ("lstm", "gru")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+# What a window model sees (see features.py); defined here so that reading settings needs no sklearn.
+KINDS = ("relative", "level")
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+from .config import KINDS  # noqa: F401
 from .errors import DataError
 
-KINDS = ("relative", "level")
 VOLUME_DAYS = 20  # the "recent average" that volume is compared with
 VOLATILITY_DAYS = (5, 20)  # trailing means of the daily high-low range
 

@@ -1,9 +1,11 @@
 """Writing outputs so that a crash leaves either the previous complete output or none.
 
 Everything is written under a hidden temporary name beside the target (`.NAME.tmp-PID-...`) and
-renamed into place at the end. A run killed outright (SIGKILL, power loss) cannot clean up after
-itself, so the next write to the same target removes what a dead process left behind, and puts
-back a previous output that was moved aside (`.NAME.old-PID-...`) but not yet replaced.
+renamed into place at the end, with the permissions a plain `mkdir` or `open` would give (the
+umask applies; tempfile's private 0700/0600 would not). A run killed outright (SIGKILL, power
+loss) cannot clean up after itself, so the next write to the same target removes what a dead
+process left behind, and puts back a previous output that was moved aside (`.NAME.old-PID-...`)
+but not yet replaced.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+        os.chmod(tmp, 0o777 & ~umask())
     except OSError as exc:
         raise ConfigError(f"{target}: cannot write here ({exc.strerror or exc})") from None
     try:
@@ -56,6 +59,7 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
         clean_stale(target)
         handle, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent)
         os.close(handle)
+        os.chmod(name, 0o666 & ~umask())
     except OSError as exc:
         raise ConfigError(f"{target}: cannot write here ({exc.strerror or exc})") from None
     tmp = Path(name)
@@ -65,6 +69,13 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def umask() -> int:
+    """The process umask (reading it means setting it, so it is put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def clean_stale(target: Path) -> None:

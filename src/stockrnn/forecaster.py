@@ -80,6 +80,8 @@ class Forecaster:
         self._fit(frame)
         self.calibration_ = self._calibrate(frame)
         self.fitted_ = {
+            "name": prices.name,
+            "source": prices.source,
             "rows": len(frame),
             "first": frame.index[0].strftime("%Y-%m-%d"),
             "last": frame.index[-1].strftime("%Y-%m-%d"),
@@ -97,6 +99,7 @@ class Forecaster:
         before d. Index: the origin (last day of data used); columns step_1..step_H."""
         self._check_fitted()
         prices = as_prices(prices)
+        self._check_inputs(prices)
         frame = prices.frame
         first = position(frame.index, start, "start", prices.source)
         last = len(frame) - 1 if end is None else int(frame.index.searchsorted(pd.Timestamp(end), "right")) - 1
@@ -125,6 +128,7 @@ class Forecaster:
                 f"horizon {horizon} is not available: the model was trained for 1..{self.config.horizon} steps"
             )
         prices = as_prices(prices)
+        self._check_inputs(prices)
         frame = prices.frame
         if len(frame) < self.history:
             raise ConfigError(f"{prices.source}: {len(frame)} rows, the {self.name} model needs {self.history}")
@@ -137,6 +141,32 @@ class Forecaster:
             for band in ("lo80", "hi80", "lo95", "hi95"):
                 table[band] = [bounds[f"{band}_{k}"][0] for k in range(1, horizon + 1)]
         return table
+
+    def check_data(self, prices: Prices | pd.DataFrame) -> str | None:
+        """Is `prices` the data to forecast from with this model? A ConfigError when it ends before
+        the training end (its forecasts would be for days the model trained on); a warning (one
+        line) when it names another ticker, or its rows over the training span differ; else None."""
+        self._check_fitted()
+        prices = as_prices(prices)
+        fitted, index = self.fitted_, prices.frame.index
+        if index[-1] < pd.Timestamp(fitted["last"]):
+            raise ConfigError(
+                f"{prices.source}: the data ends on {index[-1]:%Y-%m-%d}, before the model's training end "
+                f"{fitted['last']}: forecast from data that reaches at least its training end"
+            )
+        trained_on = f"{fitted['name']} ({fitted.get('source', 'unknown source')})" if fitted.get("name") else None
+        if trained_on and fitted["name"] != prices.name:
+            return f"the {self.name} model was trained on {trained_on}, the data is {prices.name} ({prices.source})"
+        span = prices.frame.loc[fitted["first"] : fitted["last"]]
+        if index[0] <= pd.Timestamp(fitted["first"]) and fingerprint(span) != fitted.get("fingerprint"):
+            return (
+                f"{prices.source}: the rows from {fitted['first']} to {fitted['last']} differ from those the "
+                f"{self.name} model was trained on (revised or other data)"
+            )
+        return None
+
+    def _check_inputs(self, prices: Prices) -> None:
+        """The data must give what the model was fitted on; window models check their inputs."""
 
     def _calibrate(self, frame: pd.DataFrame) -> Calibration | None:
         """Conformal interval widths from the last training windows (the networks' validation tail,
@@ -219,6 +249,23 @@ class WindowForecaster(Forecaster):
             ]
         )
         return self.features_.to_price(outputs, frame, origins)
+
+    def _check_inputs(self, prices: Prices) -> None:
+        """A model fitted with volume cannot forecast from data without it (and the reverse)."""
+        _, names = self.features_._raw_inputs(prices.frame.iloc[-1:])
+        missing = [n for n in self.features_.names_ if n not in names]
+        extra = [n for n in names if n not in self.features_.names_]
+        columns = ", ".join(prices.frame.columns)
+        if missing:
+            raise DataError(
+                f"{prices.source}: the {self.name} model was trained on inputs the data cannot give: "
+                f"{', '.join(missing)} (the data has columns {columns})"
+            )
+        if extra:
+            raise DataError(
+                f"{prices.source}: the data gives inputs the {self.name} model was not trained on: "
+                f"{', '.join(extra)} (the data has columns {columns})"
+            )
 
     def _fit_windows(self, data: WindowDataset) -> None:
         raise NotImplementedError
@@ -399,6 +446,9 @@ def load(directory: str | Path) -> Forecaster:
         model._restore(state, directory)
         model.calibration_ = Calibration.from_dict(state.get("calibration"), model.config.horizon)
         model.fitted_ = dict(state["fitted"])
+        for key in ("first", "last"):  # the training span, which `check_data` compares with
+            if not isinstance(model.fitted_.get(key), str) or pd.isna(pd.Timestamp(model.fitted_[key])):
+                raise ValueError(f"fitted.{key} is not a date")
     except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
         reason = exc if isinstance(exc, ConfigError) else repr(exc)
         raise DataError(f"{path}: incomplete or invalid model file ({reason})") from None

@@ -1,7 +1,11 @@
-"""Command-line options shared by several commands; the help shows the defaults of ModelConfig."""
+"""Command-line options shared by several commands; the help shows the defaults of ModelConfig.
+
+Light on purpose: `stockrnn --help` imports this module, never torch or scikit-learn."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 
 import click
@@ -11,12 +15,29 @@ from .config import OPTIMIZERS, PRESETS, ModelConfig
 DEFAULTS = ModelConfig()
 DATA_HELP = "A CSV or Parquet file, a folder of them (one ticker per file), sp500, nasdaq or yahoo:TICKER."
 ONE_SOURCE_HELP = "A CSV or Parquet file, sp500, nasdaq or yahoo:TICKER."
+MAX_SEED = 2**32 - 1  # NumPy's seeds; ensemble member i is seeded with seed + i, which torch takes too
+WINDOW_MODES = ("expanding", "rolling")  # backtest.WINDOW_MODES, without importing torch for --help
+
+
+def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """torch would fail later, with a traceback, on a name such as 'cuda:x'."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise click.BadParameter(f"{value!r} is not auto, cpu, cuda or cuda:N")
+    return value
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """click's ranges let nan through (every comparison with nan is false)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def cost_option(command: Callable) -> Callable:
     return click.option(
         "--cost-bps",
-        type=click.FloatRange(min=0),
+        type=click.FloatRange(0, 10_000),
+        callback=_finite,
         default=5.0,
         show_default=True,
         help="Cost in basis points of every buy and every sell in the long-or-flat diagnostic (close target).",
@@ -53,6 +74,7 @@ def network_options(command: Callable) -> Callable:
         click.option(
             "--dropout",
             type=click.FloatRange(0, 1, max_open=True),
+            callback=_finite,
             help=f"Dropout after each recurrent layer.  [default: {DEFAULTS.dropout}]",
         ),
         click.option(
@@ -66,7 +88,10 @@ def network_options(command: Callable) -> Callable:
             help=f"Windows per mini-batch.  [default: {DEFAULTS.batch_size}]",
         ),
         click.option(
-            "--lr", type=click.FloatRange(min=0, min_open=True), help=f"Learning rate.  [default: {DEFAULTS.lr:g}]"
+            "--lr",
+            type=click.FloatRange(min=0, min_open=True),
+            callback=_finite,
+            help=f"Learning rate.  [default: {DEFAULTS.lr:g}]",
         ),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), help=f"Optimiser.  [default: {DEFAULTS.optimizer}]"),
         click.option(
@@ -78,13 +103,17 @@ def network_options(command: Callable) -> Callable:
         ),
         click.option(
             "--seed",
-            type=int,
+            type=click.IntRange(0, MAX_SEED),
             default=0,
             show_default=True,
             help="Seeds Python, NumPy and torch: same seed, same numbers.",
         ),
         click.option(
-            "--device", default="auto", show_default=True, help="auto (CUDA when present, else CPU), cpu or cuda."
+            "--device",
+            default="auto",
+            show_default=True,
+            callback=_device,
+            help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.",
         ),
     ]
     for option in reversed(options):

@@ -1,56 +1,145 @@
-"""What the user sees while a command runs: the output console and the per-model progress bars."""
+"""What the user sees while a command runs: the output console, and training and fold progress.
+
+On a terminal, rich bars: one per network ("lstm 2/3": member 2 of the ensemble of 3) with the
+member's epochs, and a folds bar for backtests. When stderr is a file or a pipe a bar shows
+nothing until the end, so plain lines are printed instead: one per finished member (epochs run,
+best validation loss, seconds), one per finished fold, and at most one progress line a minute.
+"""
 
 from __future__ import annotations
 
+import math
+import sys
+import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .training import EpochInfo
+from . import interrupt
+
+if TYPE_CHECKING:
+    from .config import ModelConfig
+    from .training import EpochInfo
+
+PLAIN_EVERY = 60.0  # seconds between two plain progress lines while a member trains
 
 
 def output_console() -> Console:
-    """Tables on stdout; when stdout is a file or pipe, 120 columns so the score table never wraps."""
-    console = Console()
-    return console if console.is_terminal else Console(width=120)
+    """Tables on stdout; when stdout is a file or pipe, 120 columns so the score table never wraps.
+    No highlighting: rich would colour the digits inside dates and sentences."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(width=120, highlight=False)
 
 
-def new_progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description:<6}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("epochs  loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=quiet,
-        transient=False,
-    )
+def _plain(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
-def epoch_callback(progress: Progress, task, epochs: int) -> Callable[[EpochInfo], None]:
-    """Advance the model's bar one epoch (to the member's end on early stopping), show the loss."""
-
-    def on_epoch(info: EpochInfo) -> None:
-        done = (info.member + 1) * epochs if info.last else info.member * epochs + info.epoch
-        shown = f"{info.loss:.3g}" + ("" if info.val_loss is None else f"  val {info.val_loss:.3g}")
-        progress.update(task, completed=done, loss=shown)
-
-    return on_epoch
+def _number(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.3g}"
 
 
-def fold_progress(quiet: bool) -> Progress:
-    """A backtest's bar: folds done, the last fold's dates, time spent and time left."""
-    return Progress(
-        TextColumn("folds"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=quiet,
-    )
+class TrainingProgress:
+    """Training progress of the networks of one command; a context manager around the fitting."""
+
+    def __init__(self, quiet: bool, clock: Callable[[], float] = time.monotonic) -> None:
+        console = Console(stderr=True, highlight=False)
+        self.quiet = quiet
+        self.plain = not quiet and not console.is_terminal
+        self.clock = clock
+        self.last_line = clock()
+        self.bars = Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            TextColumn("{task.fields[status]}"),
+            TextColumn("{task.fields[loss]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=quiet or self.plain,
+            transient=False,
+        )
+
+    def __enter__(self) -> TrainingProgress:
+        self.bars.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bars.__exit__(*exc)
+
+    def callback(self, name: str, config: ModelConfig, ticker: str | None = None) -> Callable[[EpochInfo], None]:
+        """The `on_epoch` of one network: its bar, or its plain lines."""
+        label = f"{ticker} {name}" if ticker else name
+        members, epochs = config.ensemble, config.epochs
+        # Started at its first epoch, so that its clock does not count the models trained before it.
+        task = self.bars.add_task(
+            f"{label} 1/{members}", total=epochs, status=f"epoch 0/{epochs}", loss="", start=False
+        )
+        best = {"val": math.inf}
+
+        def on_epoch(info: EpochInfo) -> None:
+            if info.epoch == 1:
+                best["val"] = math.inf
+            if info.val_loss is not None:
+                best["val"] = min(best["val"], info.val_loss)
+            member = f"{label} {info.member + 1}/{members}"
+            ended = ""
+            if info.last and info.epoch < epochs:
+                ended = " (interrupted)" if interrupt.requested() else " (early stopping)"
+            status = f"epoch {info.epoch}/{epochs}{ended}"
+            loss = f"loss {_number(info.loss)}" + ("" if info.val_loss is None else f"  val {_number(info.val_loss)}")
+            if info.member == 0 and info.epoch == 1:
+                self.bars.start_task(task)
+            self.bars.update(
+                task, description=member, completed=epochs if info.last else info.epoch, status=status, loss=loss
+            )
+            if not self.plain:
+                return
+            if info.last:
+                score = f"best val loss {_number(best['val'])}" if info.val_loss is not None else loss
+                _plain(f"{member}: {info.epoch}/{epochs} epochs{ended}, {score}, {info.seconds:.1f} s")
+                self.last_line = self.clock()
+            elif self.clock() - self.last_line >= PLAIN_EVERY:
+                _plain(f"{member}: {status}, {loss.replace('  val', ', val loss')}")
+                self.last_line = self.clock()
+
+        return on_epoch
+
+
+class FoldProgress:
+    """A backtest's folds: done of total, the last fold's dates, time spent and left."""
+
+    def __init__(self, quiet: bool) -> None:
+        console = Console(stderr=True, highlight=False)
+        self.plain = not quiet and not console.is_terminal
+        self.started = time.monotonic()
+        self.bars = Progress(
+            TextColumn("folds"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[last]}"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet or self.plain,
+        )
+        self.task = self.bars.add_task("folds", total=None, last="")
+        self.shown = False
+
+    def update(self, done: int, total: int, fold: dict | None) -> None:
+        """`on_fold` of `backtest`: called with fold None once the settings are checked, so an
+        error before any training stays one line."""
+        if fold is None and not self.shown:
+            self.bars.start()
+            self.shown = True
+        last = "" if fold is None else f"(to {fold['test_end']})"
+        self.bars.update(self.task, completed=done, total=total, last=last)
+        if self.plain and fold is not None:
+            seconds = time.monotonic() - self.started
+            _plain(f"fold {done}/{total} ({fold['test_start']} .. {fold['test_end']}) done, {seconds:.0f} s")
+
+    def stop(self) -> None:
+        if self.shown:
+            self.bars.stop()

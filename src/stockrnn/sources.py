@@ -140,7 +140,8 @@ def read_yahoo(symbol: str, label: str) -> RawTable:
         import yfinance as yf
     except ImportError:
         raise DataError(
-            f"{label}: Yahoo Finance needs the optional yfinance package: pip install 'stockrnn[yahoo]'"
+            f"{label}: Yahoo Finance needs the optional yfinance package: in the stockrnn folder run "
+            ".venv/bin/pip install -e '.[yahoo]' (the make set-up), elsewhere pip install 'stockrnn[yahoo]'"
         ) from None
     logger = logging.getLogger("yfinance")
     disabled, logger.disabled = logger.disabled, True  # its own error lines would break our one-line rule

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,6 +55,7 @@ class EpochInfo:
     loss: float
     val_loss: float | None
     last: bool  # the member's training ends after this epoch (all epochs done or early stop)
+    seconds: float = 0.0  # since this member's training began
 
 
 def train(
@@ -85,6 +87,7 @@ def train(
         )
     loss_fn = nn.MSELoss()
     n = len(fit_data)
+    started = time.perf_counter()
     losses: list[float] = []
     best_loss, best_state, stale = math.inf, None, 0
     for epoch in range(1, config.epochs + 1):
@@ -123,7 +126,8 @@ def train(
                 stale += 1
         last = epoch == config.epochs or stale >= config.patience
         if on_epoch is not None:
-            on_epoch(EpochInfo(member, epoch, epoch_loss, val_loss, last or interrupt.requested()))
+            stop = last or interrupt.requested()
+            on_epoch(EpochInfo(member, epoch, epoch_loss, val_loss, stop, time.perf_counter() - started))
         if last or interrupt.requested():
             break
     if best_state is not None:

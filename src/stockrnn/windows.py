@@ -7,19 +7,36 @@ day `d` therefore has origin `d - 1` and can never see day `d` or later.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import torch
 
 from .errors import ConfigError
 
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+NUMERIC_DAY = re.compile(r"\d{1,2}[/.]\d{1,2}[/.]\d{2,4}")  # 05/03/2018, 5.3.18
+
+
+def parse_day(day: str | pd.Timestamp, what: str) -> pd.Timestamp:
+    """A date given as text must be YYYY-MM-DD: '05/03/2018' is 5 March in some places and
+    3 May in others, so it is refused rather than guessed. Timestamps and dates pass as they are."""
+    text = day.strip() if isinstance(day, str) else day
+    if isinstance(text, str) and NUMERIC_DAY.fullmatch(text):
+        raise ConfigError(f"{what} '{day}' is ambiguous (day/month order): use YYYY-MM-DD")
+    try:
+        stamp = pd.NaT if isinstance(text, str) and not ISO_DAY.fullmatch(text) else pd.Timestamp(text)
+    except (ValueError, TypeError):
+        stamp = pd.NaT
+    if stamp is pd.NaT:
+        raise ConfigError(f"{what} '{day}' is not a date: use YYYY-MM-DD")
+    return stamp.normalize()
+
 
 def position(index: pd.DatetimeIndex, day: str | pd.Timestamp, what: str, source: str) -> int:
     """Position of the first row on or after `day`; a ConfigError if there is none."""
-    try:
-        stamp = pd.Timestamp(day).normalize()
-    except (ValueError, TypeError):
-        raise ConfigError(f"{what} '{day}' is not a date (use YYYY-MM-DD)") from None
+    stamp = parse_day(day, what)
     pos = int(index.searchsorted(stamp, side="left"))
     if pos >= len(index) or (what == "test start" and stamp < index[0]):
         first, last = index[0].strftime("%Y-%m-%d"), index[-1].strftime("%Y-%m-%d")
