@@ -192,7 +192,8 @@ def test_cli_writes_the_files(cli, saved, tmp_path: Path, cell: str) -> None:
     assert np.isfinite(attributions["attribution"]).all()
     assert (out / "explain.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     section = (out / "explain_section.html").read_text()
-    assert section.startswith('<section id="explain">') and "data:image/png;base64," in section
+    assert section.startswith("<h3>Inside the") and "data:image/png;base64," in section
+    assert section in (out / "report.html").read_text()  # the report's explain section is this fragment
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from .options import (
     allow_gaps_option,
     cost_option,
     network_options,
+    report_option,
 )
 from .progress import FoldProgress, TrainingProgress, output_console
 
@@ -62,6 +64,7 @@ def cli() -> None:
 )
 @cost_option
 @allow_gaps_option
+@report_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def evaluate_command(
     source: str, target: str, test_start, test_end, train_start, model_names: str, out, quiet: bool, **options
@@ -70,16 +73,18 @@ def evaluate_command(
     score each model against persistence and write metrics.json, predictions.csv, forecast.png.
     With a folder as --data, the same for each ticker, plus summary.csv. Networks get 80% and 95%
     intervals; with --target close, a long-or-flat trading diagnostic is printed and saved."""
-    allow_gaps, cost_bps = options.pop("allow_gaps"), options.pop("cost_bps")
+    allow_gaps, cost_bps, report = options.pop("allow_gaps"), options.pop("cost_bps"), not options.pop("no_report")
     run_evaluation(
-        source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps, cost_bps
-    )
+        source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps, cost_bps,
+        report,
+    )  # fmt: skip
 
 
 @cli.command("demo")
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
+@report_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def demo_command(out: str, quiet: bool) -> None:
+def demo_command(out: str, quiet: bool, no_report: bool) -> None:
     """`evaluate` on the built-in S&P 500 index (train 2010-2017, test 2018) with the small
     `quick` preset: a first look in well under two minutes."""
     run_evaluation(
@@ -92,12 +97,14 @@ def demo_command(out: str, quiet: bool) -> None:
         out,
         quiet,
         {"preset": DEMO["preset"], "horizon": 1, "seed": 0, "device": "auto"},
+        report=not no_report,
     )
 
 
 def run_evaluation(
-    source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps=False, cost_bps=5.0
-) -> Evaluation | dict[str, Evaluation]:
+    source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps=False, cost_bps=5.0,
+    report=True,
+) -> Evaluation | dict[str, Evaluation]:  # fmt: skip
     """`evaluate` for one source, or for each ticker of a folder (then a dict ticker -> Evaluation)."""
     from .data import load_prices
     from .outputs import write_evaluation
@@ -115,19 +122,24 @@ def run_evaluation(
     )
     settings = {"preset": preset, "data": source}
     if Path(str(source)).is_dir():
-        return run_folder(console, source, target, spans, configs, out, quiet, settings, allow_gaps)
+        return run_folder(console, source, target, spans, configs, out, quiet, settings, allow_gaps, report)
     prices = load_prices(source, allow_gaps=allow_gaps)
     prices.column(target)
     out = Path(out) if out else Path("runs") / f"{prices.name}-{target}"
     print_data(console, prices)
     evaluation = evaluate_one(prices, configs, spans, settings, quiet)
-    write_evaluation(evaluation, out)
+    write_evaluation(evaluation, out, report, command_line())
     print_table(console, evaluation)
-    console.print(f"Outputs in [bold]{out}[/]: metrics.json, predictions.csv, forecast.png")
+    files = ["metrics.json", "predictions.csv", "forecast.png"]
+    files += ["error_by_step.png"] if evaluation.horizon > 1 else []
+    files += ["report.html"] if report else []
+    console.print(f"Outputs in [bold]{out}[/]: {', '.join(files)}")
     return evaluation
 
 
-def run_folder(console, folder, target, spans, configs, out, quiet, settings, allow_gaps) -> dict[str, Evaluation]:
+def run_folder(
+    console, folder, target, spans, configs, out, quiet, settings, allow_gaps, report=True
+) -> dict[str, Evaluation]:
     """Each ticker through the single-source path; all outputs appear together or not at all."""
     import pandas as pd
 
@@ -144,7 +156,7 @@ def run_folder(console, folder, target, spans, configs, out, quiet, settings, al
         for ticker, prices in panel.items():
             print_data(console, prices)
             evaluation = evaluate_one(prices, configs, spans, {**settings, "ticker": ticker}, quiet, ticker)
-            write_evaluation(evaluation, tmp / safe_name(ticker))
+            write_evaluation(evaluation, tmp / safe_name(ticker), report, command_line())
             print_table(console, evaluation)
             evaluations[ticker] = evaluation
             for name in evaluation.models:
@@ -220,10 +232,11 @@ def evaluate_one(
     help="Output folder.  [default: runs/backtest-<data>-<target>]",
 )
 @allow_gaps_option
+@report_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def backtest_command(
     source, target, model_names, test_start, test_end, train_start, refit_every, window_mode, train_days, out,
-    allow_gaps, quiet, **options,
+    allow_gaps, no_report, quiet, **options,
 ) -> None:  # fmt: skip
     """Walk forward from --test-start: at every refit date fit each model afresh (scaler and
     weights) on the data before it, forecast each day until the next refit date from the days
@@ -254,11 +267,12 @@ def backtest_command(
     finally:
         progress.stop()
     result.metrics["settings"]["seconds"] = round(time.perf_counter() - started, 1)
-    write_backtest(result, out)
+    write_backtest(result, out, not no_report, command_line())
     print_table(console, result)
     print_folds(console, result)
+    report = "" if no_report else ", report.html"
     console.print(
-        f"Outputs in [bold]{out}[/]: metrics.json, predictions.csv, forecast.png, folds.png, error_by_step.png"
+        f"Outputs in [bold]{out}[/]: metrics.json, predictions.csv, forecast.png, folds.png, error_by_step.png{report}"
     )
 
 
@@ -315,9 +329,15 @@ def fit_command(source, target, model_name, train_start, train_end, save_dir, al
     show_default=True,
     help="Weekdays ahead to forecast (at most the horizon the model was trained for).",
 )
-@click.option("--out", type=click.Path(dir_okay=False), help="Also write the forecast table to this CSV file.")
+@click.option(
+    "--out",
+    type=click.Path(),
+    help="Also write the forecast: to this file if it ends in .csv, else into this folder "
+    "(forecast.csv and report.html).",
+)
 @allow_gaps_option
-def predict_command(model_dir, source, horizon, out, allow_gaps) -> None:
+@report_option
+def predict_command(model_dir, source, horizon, out, allow_gaps, no_report) -> None:
     """Load the model saved in MODEL_DIR (by `stockrnn fit`) and forecast the next weekdays after
     the last row of --data. Loading reads JSON and safetensors only: nothing is unpickled."""
     from .forecaster import load
@@ -328,9 +348,11 @@ def predict_command(model_dir, source, horizon, out, allow_gaps) -> None:
     prices.column(model.config.target)
     warning = model.check_data(prices)
     table = model.predict(prices, horizon)
-    if out:
+    if out and str(out).lower().endswith(".csv"):
         with atomic_file(out) as tmp:
             table.reset_index().to_csv(tmp, index=False, date_format="%Y-%m-%d")
+    elif out:
+        write_forecast_folder(model, prices, table, Path(out), not no_report, warning)
     if warning:  # after every check, so that a failing run prints its error line alone
         print(f"stockrnn: warning: {warning}", file=sys.stderr)
     console = output_console()
@@ -338,6 +360,32 @@ def predict_command(model_dir, source, horizon, out, allow_gaps) -> None:
     print_forecast(console, table, f"{model.name} forecast of {model.config.target}")
     if out:
         console.print(f"Written to [bold]{out}[/]")
+
+
+def write_forecast_folder(model, prices: Prices, table, out: Path, report: bool, warning: str | None) -> None:
+    """predict --out DIR: forecast.csv and report.html (the forecast after the history), all or nothing."""
+    from .forecaster import versions
+    from .report import write_report
+
+    with atomic_dir(out) as tmp:
+        table.reset_index().to_csv(tmp / "forecast.csv", index=False, date_format="%Y-%m-%d")
+        if report:
+            data = {"source": prices.source, "name": prices.name, "target": model.config.target, "rows": len(prices),
+                    "first": f"{prices.index[0]:%Y-%m-%d}", "last": f"{prices.index[-1]:%Y-%m-%d}",
+                    "repairs": prices.repairs.to_dict(), "warnings": [warning] if warning else []}  # fmt: skip
+            settings = {"model": model.name, "fitted": model.fitted_, "config": model.config.to_dict()}
+            metadata = {"data": data, "settings": settings, "versions": versions()}
+            history = prices.column(model.config.target)
+            write_report(
+                tmp / "report.html", forecast=table, history=history, metadata=metadata, command=command_line()
+            )
+
+
+def command_line() -> str:
+    """The command that made this run, for report.html."""
+    context = click.get_current_context(silent=True)
+    argv = (context.find_root().obj or {}).get("argv") if context is not None else None
+    return shlex.join(["stockrnn", *(sys.argv[1:] if argv is None else argv)])
 
 
 def load_one(source: str, allow_gaps: bool, command: str = "fit and predict take") -> Prices:
@@ -368,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr and the documented exit code for every failure."""
     try:
         with interrupt.two_stage_ctrl_c(_first_ctrl_c):
-            result = cli.main(args=argv, prog_name="stockrnn", standalone_mode=False)
+            obj = {"argv": list(sys.argv[1:] if argv is None else argv)}
+            result = cli.main(args=argv, prog_name="stockrnn", standalone_mode=False, obj=obj)
     except click.exceptions.UsageError as exc:
         print(f"stockrnn: error: {exc.format_message()}", file=sys.stderr)
         return 2

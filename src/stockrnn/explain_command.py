@@ -29,13 +29,15 @@ def explain_command(model_dir, source, day, member, out, allow_gaps) -> None:
     write its gates at every step (gates.csv), which inputs and days its forecast rests on
     (attributions.csv: integrated gradients against the window of training means), explain.png,
     explain_section.html (for report.html) and report.html; print a plain-language reading."""
+    from .cli import command_line
     from .data import load_prices
     from .errors import ConfigError
     from .explain import explain
-    from .explain_plots import explain_figure, explain_section, png_bytes, report_page
+    from .explain_plots import explain_figure, explain_section, png_bytes
     from .files import atomic_dir
-    from .forecaster import load
+    from .forecaster import load, versions
     from .progress import output_console
+    from .report import write_report
 
     model = load(model_dir)
     if Path(str(source)).is_dir():
@@ -52,7 +54,14 @@ def explain_command(model_dir, source, day, member, out, allow_gaps) -> None:
             tmp / "attributions.csv", index=False, date_format="%Y-%m-%d", float_format="%.6g"
         )
         (tmp / "explain_section.html").write_text(section)
-        (tmp / "report.html").write_text(report_page(f"stockrnn explain: {prices.name}", section))
+        data = {"source": prices.source, "name": prices.name, "target": model.config.target, "rows": len(prices),
+                "first": f"{prices.index[0]:%Y-%m-%d}", "last": f"{prices.index[-1]:%Y-%m-%d}",
+                "repairs": prices.repairs.to_dict()}  # fmt: skip
+        settings = {"model": model.name, "date": f"{explanation.date:%Y-%m-%d}", "config": model.config.to_dict()}
+        write_report(
+            tmp / "report.html", explain_html=section,
+            metadata={"data": data, "settings": settings, "versions": versions()}, command=command_line(),
+        )  # fmt: skip
     console = output_console()
     for line in explanation.reading:
         console.print(line, highlight=False, soft_wrap=True)

@@ -107,20 +107,8 @@ def explain_section(e: Explanation, png: bytes) -> str:
         difference=e.output - e.baseline_output,
     )
     return (
-        '<section id="explain">\n'
-        f"  <h2>Inside the {html.escape(e.model.upper())}: the window ending {e.date:%Y-%m-%d}</h2>\n"
+        f"<h3>Inside the {html.escape(e.model.upper())}: the window ending {e.date:%Y-%m-%d}</h3>\n"
         f"  <ul>\n{items}\n  </ul>\n"
         f'  <img alt="gates and attributions" style="max-width:100%" src="data:image/png;base64,{image}">\n'
         f"  <p><small>{html.escape(note)}</small></p>\n"
-        "</section>\n"
-    )
-
-
-def report_page(title: str, body: str) -> str:
-    """A minimal self-contained page around one or more sections."""
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}</style></head>\n"
-        f"<body>\n<h1>{html.escape(title)}</h1>\n{body}</body>\n</html>\n"
     )

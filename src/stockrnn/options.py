@@ -44,6 +44,12 @@ def cost_option(command: Callable) -> Callable:
     )(command)
 
 
+def report_option(command: Callable) -> Callable:
+    return click.option(
+        "--no-report", "no_report", is_flag=True, help="Skip report.html (the self-contained page of the run)."
+    )(command)
+
+
 def allow_gaps_option(command: Callable) -> Callable:
     return click.option(
         "--allow-gaps",

@@ -149,8 +149,8 @@ def render_report(
     bands: str = "all",
 ) -> str:
     """The page as a string (see `write_report`); `bands`: "all", "networks" or "none"."""
-    if evaluation is None and panel is None and forecast is None:
-        raise ValueError("a report needs an evaluation, a panel summary or a forecast")
+    if evaluation is None and panel is None and forecast is None and not explain_html:
+        raise ValueError("a report needs an evaluation, a panel summary, a forecast or an explanation")
     sections: list[tuple[str, str, str]] = []  # (anchor, title, html)
     if panel is not None:
         sections += panel_sections(panel, panel_metrics or {}, rank_ic, ticker_link)
@@ -172,7 +172,7 @@ def title(evaluation: Evaluation | None, panel: pd.DataFrame | None, metadata: d
     data = metadata.get("data", {})
     kind = "backtest" if evaluation is not None and evaluation.metrics.get("folds") else "evaluation"
     if evaluation is None:
-        kind = "forecast"
+        kind = "forecast" if metadata.get("settings", {}).get("date") is None else "explanation"
     return f"stockrnn {kind}: {data.get('name', data.get('source', ''))} {data.get('target', '')}".strip()
 
 
