@@ -130,3 +130,14 @@ def test_shared_tt_file_with_a_penny_stock_history():
     assert repairs.untraded[-1] == pd.Timestamp("2018-08-16")
     mnst = load_prices(SHARED / "sp500" / "MNST.csv").repairs  # a normal file: a few untraded days, still loads
     assert len(mnst.untraded) == 22 and mnst.rows_repaired() == 22
+
+
+def test_calibration_leaves_out_windows_whose_targets_are_untraded(tmp_path):
+    """A stale quote gives persistence a zero error: counted in the calibration tail, a stretch of
+    them shrank the intervals towards zero width. They are left out as they are left out of scoring."""
+    frame = stale(make_prices(600, seed=7), slice(560, 585))
+    prices = load_prices(frame.round(4), allow_gaps=True)
+    config = model_config("persistence", val_fraction=0.1)
+    model = make_forecaster("persistence", config).fit(prices)
+    assert model.calibration_.n == round(599 * 0.1) - 25  # the 25 windows ending on a stale quote are out
+    assert min(model.calibration_.quantiles[80]) > 0

@@ -78,7 +78,7 @@ class Forecaster:
                 f"{self.history} rows and {self.config.horizon} target row(s) need {need}"
             )
         self._fit(frame)
-        self.calibration_ = self._calibrate(frame)
+        self.calibration_ = self._calibrate(frame, prices.repairs.changed_dates(self.config.target))
         self.fitted_ = {
             "name": prices.name,
             "source": prices.source,
@@ -168,9 +168,11 @@ class Forecaster:
     def _check_inputs(self, prices: Prices) -> None:
         """The data must give what the model was fitted on; window models check their inputs."""
 
-    def _calibrate(self, frame: pd.DataFrame) -> Calibration | None:
+    def _calibrate(self, frame: pd.DataFrame, changed: pd.DatetimeIndex | None = None) -> Calibration | None:
         """Conformal interval widths from the last training windows (the networks' validation tail,
-        held out from their gradient steps): forecasts made by the fitted model, training rows only."""
+        held out from their gradient steps): forecasts made by the fitted model, training rows only.
+        Windows whose targets fall on `changed` days (repaired values, untraded quotes) are left
+        out, as they are left out of scoring: a stale quote would score a zero error."""
         origins = train_origins(0, len(frame), self.history, self.config.horizon)
         n_tail = int(round(len(origins) * self.config.val_fraction))
         # Persistence learns nothing; ridge refits on every window, so its tail is in-sample.
@@ -178,6 +180,9 @@ class Forecaster:
         if n_tail == 0:  # no validation tail (val_fraction 0): the last tenth, which the model saw
             n_tail = int(round(len(origins) * 0.1))
         tail = origins[len(origins) - n_tail :]
+        if changed is not None and len(changed) and len(tail):
+            steps = tail[:, None] + np.arange(1, self.config.horizon + 1)
+            tail = tail[~frame.index[steps.ravel()].isin(changed).reshape(steps.shape).any(axis=1)]
         target = frame[self.config.target].to_numpy(dtype=float)
         actual = target[tail[:, None] + np.arange(1, self.config.horizon + 1)]
         forecast = self._forecast(frame, tail) if len(tail) else np.empty((0, self.config.horizon))
