@@ -210,10 +210,11 @@ def test_a_model_fitted_with_ohlc_refuses_a_close_only_file():
 def test_cli_evaluate_on_a_date_close_file(cli, tmp_path):
     path = write(tmp_path, make_prices(120)[["Close"]].round(4).to_csv())
     out = tmp_path / "out"
-    code, _, err = cli("evaluate", "--data", path, "--target", "close", "--models", "ridge",
-                       "--window", "5", "--test-start", "2020-05-01", "--out", out, "--quiet")  # fmt: skip
+    code, stdout, err = cli("evaluate", "--data", path, "--target", "close", "--models", "ridge",
+                            "--window", "5", "--test-start", "2020-05-01", "--out", out, "--quiet")  # fmt: skip
     assert code == 0, err
     assert json.loads((out / "metrics.json").read_text())["data"]["rows"] == 120
+    assert "no open, high, low column(s): the inputs built from them" in " ".join(stdout.split())
 
 
 # -- Yahoo Finance: a replay of the frame yfinance 1.7.0 returns, never the network ---------------

@@ -17,6 +17,12 @@ def print_data(console: Console, prices: Prices) -> None:
         f"[bold]{prices.name}[/]: {len(prices)} rows, {prices.index[0]:%Y-%m-%d} .. {prices.index[-1]:%Y-%m-%d}; "
         f"repairs: {prices.repairs.summary()}"
     )
+    missing = prices.missing_ohlc
+    if missing:
+        console.print(
+            f"  no {', '.join(missing)} column(s): the inputs built from them (open gap, high and low ranges, "
+            "range means) are left out, and intervals scale with recent close-to-close moves"
+        )
 
 
 def print_folds(console: Console, result: Backtest) -> None:
