@@ -28,8 +28,8 @@ def fit_tiny(shared: np.ndarray, steps: int = 15) -> list[str]:
         loss = torch.nn.functional.mse_loss(head(net(x)[0][:, -1, :]), y)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss).hex())
-    total = sum(float(p.double().sum()) for p in [*net.parameters(), *head.parameters()])
+        losses.append(loss.item().hex())
+    total = sum(p.detach().double().sum().item() for p in [*net.parameters(), *head.parameters()])
     return [*losses, total.hex()]
 
 
