@@ -16,11 +16,12 @@ import os
 import sys
 
 import numpy as np
-import psutil
 
 
 def listeners(root: int) -> list[tuple[str, str, int]]:
     """(process name, address, port) of every socket listening (TCP) or bound (UDP) in `root`'s tree."""
+    import psutil
+
     parent = psutil.Process(root)
     pids = {root} | {p.pid for p in parent.children(recursive=True)}
     names = {}
