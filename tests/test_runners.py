@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 
 import numpy as np
@@ -12,6 +13,7 @@ from runner_units import bad_data, fails, fit_tiny, kill_always, kill_once
 from stockrnn.errors import ConfigError
 from stockrnn.runners import (
     LocalRunner,
+    RunInterrupted,
     SequentialRunner,
     Unit,
     failures,
@@ -97,6 +99,21 @@ def test_bad_data_is_reported_not_retried_and_the_rest_finish(engine, tmp_path):
     assert (outcomes["boom"].error_type, outcomes["boom"].attempts) == ("ValueError", 2)
     assert [o.key for o in failures(outcomes)] == ["bad", "boom"]
     assert outcomes["ticker-0"].ok and outcomes["ticker-1"].ok
+
+
+@pytest.mark.parametrize("engine", ["sequential", "local"])
+def test_ctrl_c_cancels_the_rest_and_keeps_the_finished_units(engine):
+    def ctrl_c_after_the_first(done, failed, total):
+        if done == 1:
+            raise KeyboardInterrupt  # where a Ctrl-C on the driver would land
+
+    runner = make_runner(engine, jobs=2)
+    with pytest.raises(RunInterrupted) as caught:
+        runner.run(fit_units(6), shared=SHARED, on_progress=ctrl_c_after_the_first)
+    finished = caught.value.outcomes
+    assert len(finished) == 1 and all(o.ok for o in finished.values())
+    assert isinstance(caught.value, KeyboardInterrupt)  # the CLI's exit 130 still applies
+    assert multiprocessing.active_children() == []  # no worker left running
 
 
 def test_make_runner_picks_the_engine_and_checks_its_options():

@@ -195,9 +195,12 @@ class SequentialRunner(Runner):
 
     def run(self, units, shared=None, on_progress=None):
         ledger = Ledger(units, self.seed, on_progress)
-        for key, unit in ledger.units.items():
-            while ledger.record(key, run_unit(shared, unit, ledger.seeds[key], self.threads)):
-                pass
+        try:
+            for key, unit in ledger.units.items():
+                while ledger.record(key, run_unit(shared, unit, ledger.seeds[key], self.threads)):
+                    pass
+        except KeyboardInterrupt:
+            raise RunInterrupted(ledger.outcomes) from None
         return ledger.outcomes
 
 
@@ -221,7 +224,7 @@ def _forkserver() -> multiprocessing.context.BaseContext:
     """Workers fork from a server that has torch imported already: quick to start, and safe
     (the server never ran torch's thread pools, unlike a plain fork of the driver)."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", __name__])
+    context.set_forkserver_preload([__name__])
     return context
 
 
@@ -264,6 +267,8 @@ class LocalRunner(Runner):
                 pool.shutdown(wait=False, cancel_futures=True)
                 for process in workers:
                     process.terminate()
+                for process in workers:
+                    process.join()
                 raise RunInterrupted(ledger.outcomes) from None
             pool.shutdown(wait=True)
             return again + self._after_crash(ledger, broken, workers, Path(marks))
