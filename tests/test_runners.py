@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import re
+import sys
 
 import numpy as np
 import pytest
@@ -129,6 +131,14 @@ def test_make_runner_picks_the_engine_and_checks_its_options():
     ]:
         with pytest.raises(ConfigError, match=message):
             make_runner(**kwargs)
+
+
+def test_ray_engine_without_ray_says_how_to_install(monkeypatch):
+    for name in ("RAY_USAGE_STATS_ENABLED", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_AUTH_MODE"):
+        monkeypatch.delenv(name, raising=False)  # restored after the test; the runner sets them
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(ConfigError, match=re.escape("--engine ray needs Ray: pip install 'stockrnn[ray]'")):
+        make_runner("ray")
 
 
 def test_duplicate_keys_are_refused():

@@ -77,6 +77,7 @@ class RayRunner(Runner):
         super().__init__(jobs=jobs, threads=threads, seed=seed)
         self.address = address
         self._session = None
+        import_ray(embedded=address is None)  # fail fast, before any work, when Ray is missing
 
     def __enter__(self) -> RayRunner:
         self._session = self._connect()
