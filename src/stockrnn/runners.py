@@ -250,8 +250,9 @@ class LocalRunner(Runner):
             )
             futures = {pool.submit(_local_call, ledger.units[key], ledger.seeds[key]): key for key in keys}
             # The pool's own process table (CPython keeps the exit codes there): the one way to tell
-            # the worker that died from those the pool then terminated.
-            workers = list(pool._processes.values())
+            # the worker that died from those the pool then terminated. Without it, every unit caught
+            # in a break is charged an attempt (see _after_crash).
+            workers = list((getattr(pool, "_processes", None) or {}).values())
             again, broken = [], []
             try:
                 outstanding = set(futures)
