@@ -1,0 +1,152 @@
+"""The `ray` engine: units as Ray tasks, on an embedded local Ray or on a cluster (`--address`).
+
+Needs the `ray` extra (`pip install 'stockrnn[ray]'`). Two traps measured on Linux with Ray 2.60:
+- Ray keeps its servers on loopback only when the node's address is exactly 127.0.0.1, and it
+  rewrites 127.0.0.1 to the machine's network address unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0.
+  The embedded Ray therefore sets that variable and 127.0.0.1: nothing listens beyond loopback.
+- A plain `ray.init()` with RAY_AUTH_MODE unset writes a token to ~/.ray/auth_token, after which
+  `ray start` demands it. Every process here sets RAY_AUTH_MODE explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .errors import ConfigError
+from .runners import Ledger, Result, RunInterrupted, Runner, run_unit
+
+LOOPBACK = "127.0.0.1"
+_REMOTE: dict[str, Any] = {}
+
+
+def ray_environment(embedded: bool) -> None:
+    """Set Ray's environment in this process (children inherit it): no usage statistics, an explicit
+    auth mode, and for the embedded Ray loopback only. Call before Ray starts or connects."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    if embedded:
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    else:
+        has_token = "RAY_AUTH_TOKEN" in os.environ or "RAY_AUTH_TOKEN_PATH" in os.environ
+        os.environ.setdefault("RAY_AUTH_MODE", "token" if has_token else "disabled")
+
+
+def import_ray(embedded: bool):
+    """Ray, with `ray_environment` applied, or a ConfigError saying how to install it."""
+    ray_environment(embedded)
+    try:
+        import ray
+        from ray._private import ray_constants
+    except ImportError:
+        raise ConfigError("--engine ray needs Ray: pip install 'stockrnn[ray]'") from None
+    if embedded:
+        # Read once when Ray is imported; if something imported Ray before the variable was set,
+        # the embedded Ray would still advertise (and bind) the machine's address.
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    return ray
+
+
+def CRASHES(ray) -> tuple:  # noqa: N802 - reads as the tuple it returns
+    """Ray's errors for a task whose process or node died under it: the unit is retried once."""
+    errors = ray.exceptions
+    return (
+        errors.WorkerCrashedError,
+        errors.NodeDiedError,
+        errors.LocalRayletDiedError,
+        errors.ObjectLostError,
+        errors.OutOfMemoryError,
+    )
+
+
+def _remote(ray):
+    if "call" not in _REMOTE:
+        # No retries by Ray: the ledger retries a crashed unit once and counts its attempts.
+        _REMOTE["call"] = ray.remote(max_retries=0)(run_unit)
+    return _REMOTE["call"]
+
+
+class RayRunner(Runner):
+    """Units as Ray tasks. Without `address`, an embedded Ray with `jobs` x `threads` CPUs starts for
+    the run (or for a `with` block) and stops after; with `address` the run joins that cluster, whose
+    workers need only stockrnn installed. The shared data goes to the object store once per run."""
+
+    def __init__(self, jobs: int = 1, threads: int = 1, seed: int = 0, address: str | None = None):
+        super().__init__(jobs=jobs, threads=threads, seed=seed)
+        self.address = address
+        self._session = None
+        import_ray(embedded=address is None)  # fail fast, before any work, when Ray is missing
+
+    def __enter__(self) -> RayRunner:
+        self._session = self._connect()
+        self._session.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        session, self._session = self._session, None
+        session.__exit__(*exc)
+
+    @contextmanager
+    def _connect(self) -> Iterator[Any]:
+        ray = import_ray(embedded=self.address is None)
+        if ray.is_initialized():  # the caller's Ray: use it, leave it running
+            yield ray
+            return
+        if self.address is None:
+            ray.init(
+                num_cpus=self.jobs * self.threads,
+                include_dashboard=False,
+                _node_ip_address=LOOPBACK,
+                log_to_driver=False,
+                logging_level="WARNING",
+            )
+        else:
+            ray.init(address=self.address, log_to_driver=False, logging_level="WARNING")
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+
+    def run(self, units, shared=None, on_progress=None):
+        if self._session is not None:
+            return self._run(units, shared, on_progress)
+        with self:
+            return self._run(units, shared, on_progress)
+
+    def _run(self, units, shared, on_progress) -> dict:
+        import ray
+
+        ledger = Ledger(units, self.seed, on_progress)
+        # SPREAD: units are CPU-bound, so a cluster run uses every node rather than filling one first.
+        call = _remote(ray).options(num_cpus=self.threads, scheduling_strategy="SPREAD")
+        shared_ref = None if shared is None else ray.put(shared)  # once per run, not once per task
+
+        def submit(key: str):
+            return call.remote(shared_ref, ledger.units[key], ledger.seeds[key], self.threads)
+
+        running = {submit(key): key for key in ledger.units}
+        try:
+            while running:
+                done, _ = ray.wait(list(running), num_returns=1)
+                key = running.pop(done[0])
+                if self._collect(ray, ledger, key, done[0]):
+                    running[submit(key)] = key
+        except KeyboardInterrupt:
+            for ref in running:
+                ray.cancel(ref, force=True)
+            raise RunInterrupted(ledger.outcomes) from None
+        return ledger.outcomes
+
+    @staticmethod
+    def _collect(ray, ledger: Ledger, key: str, ref) -> bool:
+        """File a finished task; True when the unit should run again."""
+        try:
+            result: Result = ray.get(ref)
+        except CRASHES(ray):
+            return ledger.crashed(key, "Ray worker died while running this unit")
+        except ray.exceptions.RayError as exc:  # e.g. the unit's function cannot be unpickled there
+            message = str(exc).strip().splitlines()
+            return ledger.record(key, ("error", type(exc).__name__, message[-1] if message else repr(exc), True))
+        return ledger.record(key, result)

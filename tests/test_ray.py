@@ -1,0 +1,139 @@
+"""The ray engine: the same results as the other engines, crashes retried, loopback only, two nodes.
+
+One embedded Ray (started and stopped by RayRunner itself) serves the whole module; the two-node
+cluster runs in a process of its own (tests/ray_two_nodes.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ray_two_nodes import is_loopback, listeners
+from runner_units import bad_data, fails, fit_tiny, kill_always, kill_once
+from stockrnn.runners import LocalRunner, SequentialRunner, Unit, failures
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="Ray is not installed: pip install 'stockrnn[ray]'"
+)
+
+TESTS = Path(__file__).resolve().parent
+SHARED = np.sin(np.arange(200) / 7.0)
+
+
+def fit_units(n: int = 4) -> list[Unit]:
+    return [Unit(f"ticker-{i}", fit_tiny, (10 + i,)) for i in range(n)]
+
+
+def values(outcomes) -> dict:
+    assert all(o.ok for o in outcomes.values()), failures(outcomes)
+    return {key: o.value for key, o in outcomes.items()}
+
+
+def worker_path() -> str:
+    """PYTHONPATH for Ray's workers: the tests (units travel by name) and this checkout's source."""
+    entries = [str(TESTS), *(str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    return os.pathsep.join(entries)
+
+
+@pytest.fixture(scope="module")
+def ray_runner():
+    from stockrnn.runners_ray import RayRunner
+
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_AUTH_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    os.environ["PYTHONPATH"] = worker_path()  # Ray's workers inherit the driver's environment
+    try:
+        with RayRunner(jobs=2, seed=7) as runner:
+            yield runner
+        import ray
+
+        assert not ray.is_initialized()  # the runner stopped the Ray it started
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_all_three_engines_give_the_same_results_to_the_last_digit(ray_runner):
+    sequential = values(SequentialRunner(seed=7).run(fit_units(), shared=SHARED))
+    assert len({tuple(v) for v in sequential.values()}) == 4  # the units really differ
+    assert values(ray_runner.run(fit_units(), shared=SHARED)) == sequential
+    assert values(LocalRunner(jobs=2, seed=7).run(fit_units(), shared=SHARED)) == sequential
+
+
+def test_ray_results_do_not_depend_on_order_and_shared_data_is_put_once(ray_runner, monkeypatch):
+    import ray
+
+    puts = []
+    real_put = ray.put
+    monkeypatch.setattr(ray, "put", lambda value: puts.append(1) or real_put(value))
+    units = fit_units(5)
+    random.Random(5).shuffle(units)
+    expected = values(SequentialRunner(seed=7).run(fit_units(5), shared=SHARED))
+    assert values(ray_runner.run(units, shared=SHARED)) == expected
+    assert len(puts) == 1
+
+
+def test_ray_retries_a_killed_worker_once_and_reports_the_rest(ray_runner, tmp_path):
+    units = [
+        Unit("once", kill_once, (str(tmp_path / "once"),)),
+        Unit("always", kill_always, (str(tmp_path / "always"),)),
+        Unit("bad", bad_data, (str(tmp_path / "bad"),)),
+        Unit("boom", fails),
+        *fit_units(2),
+    ]
+    progress = []
+    outcomes = ray_runner.run(units, shared=SHARED, on_progress=lambda *a: progress.append(a))
+    assert (outcomes["once"].value, outcomes["once"].attempts) == ("second attempt", 2)
+    assert (outcomes["always"].ok, outcomes["always"].attempts) == (False, 2)
+    assert (tmp_path / "always").read_text() == "xx"
+    assert (outcomes["bad"].error_type, outcomes["bad"].attempts) == ("DataError", 1)
+    assert (tmp_path / "bad").read_text() == "x"
+    assert (outcomes["boom"].error_type, outcomes["boom"].attempts) == ("ValueError", 2)
+    assert [o.key for o in failures(outcomes)] == ["always", "bad", "boom"]
+    assert values({k: outcomes[k] for k in ("ticker-0", "ticker-1")}) == values(
+        SequentialRunner(seed=7).run(fit_units(2), shared=SHARED)
+    )
+    assert progress[0] == (0, 0, 6) and progress[-1] == (6, 3, 6)
+
+
+def test_embedded_ray_listens_on_loopback_only(ray_runner):
+    import ray
+
+    ray_runner.run(fit_units(2), shared=SHARED)  # workers up
+    found = listeners(os.getpid())
+    names = {name for name, _, _ in found}
+    assert {"gcs_server", "raylet"} <= names, found
+    assert [x for x in found if not is_loopback(x[1])] == []
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+
+
+def test_two_node_cluster_with_token_auth_uses_both_nodes_and_matches_sequential():
+    env = dict(
+        os.environ,
+        PYTHONPATH=worker_path(),
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(32),
+    )
+    done = subprocess.run(
+        [sys.executable, str(TESTS / "ray_two_nodes.py"), "6"], env=env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["token_auth"]
+    assert len(report["nodes"]) == 2 and set(report["ran_on"].values()) == set(report["nodes"])
+    assert [x for x in report["listeners"] if not is_loopback(x[1])] == []
+    sequential = SequentialRunner().run([Unit(f"ticker-{i}", fit_tiny, (5,)) for i in range(6)], shared=SHARED)
+    assert report["results"] == values(sequential)
