@@ -159,6 +159,8 @@ def tune(
     out = Path(out)
     study = open_study(out, resume, spec, seed)
     started = time.perf_counter()
+    if on_trial is not None:  # the settings are checked: from here on progress can be shown
+        on_trial(counts(study))
     while finished(study) < trials and not interrupt.requested():
         trial = study.ask(space)
         result = run_trial(trial.params, spec, pruning_reporter(trial))
@@ -190,8 +192,8 @@ def trial_spec(source, model, target, test_start, val_days, epochs, seed, device
     need = widest + 20  # the widest window, and enough windows for the network's early-stopping tail
     if n_val < 1 or fit_rows < need:
         raise ConfigError(
-            f"{prices.source}: {test_first} rows before the test start leave {fit_rows} rows to fit on before "
-            f"{n_val} validation days; the widest window ({widest}) needs at least {need} (lower --val-days)"
+            f"{prices.source}: {test_first} rows before the test start, {n_val} of them for validation, leave "
+            f"{max(fit_rows, 0)} to fit on; the widest window ({widest}) needs {need} (lower --val-days)"
         )
     resolved = Path(str(source)).resolve()
     return {

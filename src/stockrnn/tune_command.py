@@ -95,7 +95,8 @@ def tune_command(
             test_start=test_start, val_days=val_days, device=device, allow_gaps=allow_gaps, on_trial=on_trial,
         )  # fmt: skip
     finally:
-        progress.stop()
+        if progress.live.is_started:
+            progress.stop()
     print_best(output_console(), result)
 
 
