@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from conftest import make_prices
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from stockrnn import interrupt
@@ -18,6 +17,8 @@ from stockrnn.errors import ConfigError
 from stockrnn.presets import apply_preset_file, load_preset_file
 from stockrnn.training import EpochInfo
 from stockrnn.tune import pruning_reporter, run_trial, trial_spec, tune
+
+from conftest import make_prices
 
 # Tiny networks and a tiny space: each trial trains in a fraction of a second.
 SPACE = {
@@ -75,7 +76,9 @@ def test_an_existing_study_needs_resume_and_the_same_settings(price_file, tmp_pa
     code, out, err = cli("tune", "--data", price_file, "--out", tmp_path / "study", "--trials", "2")
     assert code == 2 and err.count("\n") == 1 and "--resume" in err and "study.log" in err
     with pytest.raises(ConfigError, match="made with model 'gru', not 'lstm'"):
-        tune(str(price_file), "lstm", 2, tmp_path / "study", resume=True, test_start=first_test_day(price_file), **SEARCH)
+        tune(
+            str(price_file), "lstm", 2, tmp_path / "study", resume=True, test_start=first_test_day(price_file), **SEARCH
+        )
     code, out, err = cli("tune", "--data", price_file, "--out", tmp_path / "none", "--resume")
     assert code == 2 and "no study to resume" in err
 
