@@ -16,7 +16,7 @@ from stockrnn import tune as tune_module
 from stockrnn.errors import ConfigError
 from stockrnn.presets import apply_preset_file, load_preset_file
 from stockrnn.training import EpochInfo
-from stockrnn.tune import pruning_reporter, run_trial, trial_spec, tune
+from stockrnn.tune import journal, pruning_reporter, run_trial, run_trial_in_worker, trial_spec, tune
 
 from conftest import make_prices
 
@@ -141,6 +141,20 @@ def test_a_pruned_trial_stops_training_and_is_recorded_as_pruned(price_file, tmp
         ),
     )
     assert study.trials[1].user_attrs["epochs"] == 1  # training ended at the pruned epoch
+
+
+def test_a_trial_in_a_worker_reports_through_the_journal(price_file, tmp_path):
+    """The shape a parallel runner needs: ask in the main process, run elsewhere, tell back."""
+    search(price_file, tmp_path / "study", 1)
+    path = tmp_path / "study" / "study.log"
+    study = optuna.load_study(study_name="stockrnn", storage=journal(path))
+    trial = study.ask(SPACE)
+    spec = trial_spec(str(price_file), "gru", "high", first_test_day(price_file), 60, 3, 0, "auto", False, SPACE)
+    result = run_trial_in_worker(trial.params, spec, str(path), trial._trial_id)
+    study.tell(trial, result["value"])
+    again = optuna.load_study(study_name="stockrnn", storage=journal(path))
+    assert result["state"] == "complete" and again.trials[1].value == result["value"]
+    assert sorted(again.trials[1].intermediate_values) == list(range(1, result["epochs"] + 1))
 
 
 def test_ctrl_c_ends_the_running_trial_keeps_the_study_and_resume_redoes_it(price_file, tmp_path, monkeypatch):

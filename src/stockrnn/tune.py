@@ -131,6 +131,19 @@ def pruning_reporter(trial: optuna.Trial) -> EpochCallback:
     return report
 
 
+def run_trial_in_worker(params: dict, spec: dict, study_path: str, trial_id: int) -> dict:
+    """`run_trial` for a runner's worker process: the trial's epochs are reported, and the pruner
+    asked, through the study's journal file, which processes share safely (it locks appends)."""
+    study = optuna.load_study(
+        study_name=STUDY_NAME, storage=journal(Path(study_path)), pruner=optuna.pruners.MedianPruner(**PRUNER)
+    )
+    return run_trial(params, spec, pruning_reporter(optuna.Trial(study, trial_id)))
+
+
+def journal(path: Path) -> optuna.storages.JournalStorage:
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
 # -- the search --------------------------------------------------------------------------------
 def tune(
     source: str,
@@ -230,7 +243,7 @@ def open_study(out: Path, resume: bool, spec: dict, seed: int) -> optuna.Study:
         raise ConfigError(f"{path}: no study to resume (run without --resume to start one)")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        storage = journal(path)
     except OSError as exc:
         raise ConfigError(f"{out}: cannot write the study here ({exc.strerror or exc})") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
