@@ -71,6 +71,14 @@ def test_resume_keeps_the_trials_done_and_runs_up_to_the_total(price_file, tmp_p
     assert search(price_file, tmp_path / "study", 5, resume=True).trials == resumed.trials  # nothing left to do
 
 
+def test_the_same_seed_proposes_and_scores_the_same_trials(price_file, tmp_path):
+    one, two = search(price_file, tmp_path / "one", 2), search(price_file, tmp_path / "two", 2)
+    assert [t["params"] for t in one.trials] == [t["params"] for t in two.trials]
+    assert [t["value"] for t in one.trials] == pytest.approx([t["value"] for t in two.trials], rel=1e-9)
+    other = search(price_file, tmp_path / "three", 2, seed=1)
+    assert [t["params"] for t in other.trials] != [t["params"] for t in one.trials]
+
+
 def test_an_existing_study_needs_resume_and_the_same_settings(price_file, tmp_path, cli):
     search(price_file, tmp_path / "study", 1)
     code, out, err = cli("tune", "--data", price_file, "--out", tmp_path / "study", "--trials", "2")
