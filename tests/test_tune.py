@@ -186,6 +186,15 @@ def test_ctrl_c_ends_the_running_trial_keeps_the_study_and_resume_redoes_it(pric
     assert resumed.trials[0] == stopped.trials[0]
 
 
+def test_a_trial_left_running_by_a_killed_search_is_marked_failed_on_resume(price_file, tmp_path):
+    search(price_file, tmp_path / "study", 1)
+    path = tmp_path / "study" / "study.log"
+    optuna.load_study(study_name="stockrnn", storage=journal(path)).ask(SPACE)  # a second Ctrl-C, exit 130
+    resumed = search(price_file, tmp_path / "study", 2, resume=True)
+    assert [t["state"] for t in resumed.trials] == ["complete", "fail", "complete"]
+    assert optuna.load_study(study_name="stockrnn", storage=journal(path)).trials[1].user_attrs == {"interrupted": True}
+
+
 def test_the_tuned_preset_file_round_trip(price_file, tmp_path):
     result = search(price_file, tmp_path / "study", 2)
     path = tmp_path / "study" / "best.json"
