@@ -83,7 +83,7 @@ def test_an_existing_study_needs_resume_and_the_same_settings(price_file, tmp_pa
     search(price_file, tmp_path / "study", 1)
     code, out, err = cli("tune", "--data", price_file, "--out", tmp_path / "study", "--trials", "2")
     assert code == 2 and err.count("\n") == 1 and "--resume" in err and "study.log" in err
-    with pytest.raises(ConfigError, match="made with model 'gru', not 'lstm'"):
+    with pytest.raises(ConfigError, match=r"made with another --model \(model 'gru', not 'lstm'\)"):
         tune(
             str(price_file), "lstm", 2, tmp_path / "study", resume=True, test_start=first_test_day(price_file), **SEARCH
         )

@@ -50,7 +50,16 @@ SPACE = {
     "batch_size": CategoricalDistribution([32, 64, 128, 256]),
 }
 # Settings of the study that a resume must share: trials of other settings are not comparable.
-SHARED_KEYS = ("data", "model", "target", "train_end", "val_start", "epochs", "seed", "space")
+SHARED_KEYS = {
+    "data": "--data",
+    "model": "--model",
+    "target": "--target",
+    "train_end": "--test-start",
+    "val_start": "--val-days",
+    "epochs": "--epochs",
+    "seed": "--seed",
+    "space": "the search space",
+}
 
 
 @dataclass
@@ -256,11 +265,11 @@ def open_study(out: Path, resume: bool, spec: dict, seed: int) -> optuna.Study:
     )
     if resume:
         stored = study.user_attrs.get("spec", {})
-        for key in SHARED_KEYS:
+        for key, option in SHARED_KEYS.items():
             if stored.get(key) != spec[key]:
                 raise ConfigError(
-                    f"{path}: the study was made with {key} {stored.get(key)!r}, not {spec[key]!r}; "
-                    "resume with the same settings or choose another --out"
+                    f"{path}: the study was made with another {option} ({key} {stored.get(key)!r}, not "
+                    f"{spec[key]!r}); resume with the same settings or choose another --out"
                 )
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
             # left running by a killed search (one search per study): it never finished

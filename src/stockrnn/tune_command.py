@@ -105,11 +105,11 @@ def print_best(console, result) -> None:
     from rich.table import Table
 
     s, st = result.score, result.study
-    title = (
-        f"best {result.model} of {st['complete']} complete trials ({st['pruned']} pruned, {st['failed']} failed): "
-        f"trial {st['best_trial']}"
+    console.print(
+        f"[bold]best {result.model}[/], from trial {st['best_trial']} of the study's {st['finished']} "
+        f"({st['complete']} complete, {st['pruned']} pruned, {st['failed']} failed)"
     )
-    table = Table(title=title, title_justify="left")
+    table = Table()
     table.add_column("setting")
     table.add_column("value", justify="right")
     for key, value in result.settings.items():
@@ -117,7 +117,7 @@ def print_best(console, result) -> None:
     console.print(table)
     console.print(
         f"validation {s['val_start']} .. {s['val_end']} ({s['days']} days): RMSE {s['rmse']:.4f}, "
-        f"persistence {s['persistence_rmse']:.4f}, skill {s['skill']:+.4f} (RMSE / persistence {s['objective']:.4f})",
+        f"persistence {s['persistence_rmse']:.4f}, skill {s['skill']:+.4f}",
         highlight=False,
     )
     note = "; interrupted: --resume continues the search" if st["interrupted"] else ""
