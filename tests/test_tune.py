@@ -141,6 +141,7 @@ def test_a_pruned_trial_stops_training_and_is_recorded_as_pruned(price_file, tmp
     monkeypatch.setattr(tune_module, "pruning_reporter", prune_trial_one)
     result = search(price_file, tmp_path / "study", 3, epochs=5)
     assert [t["state"] for t in result.trials] == ["complete", "pruned", "complete"]
+    assert result.trials[1]["value"] is None  # no objective: Optuna's value would be a validation loss
     assert result.study["pruned"] == 1 and result.study["finished"] == 3
     study = optuna.load_study(
         study_name="stockrnn",

@@ -360,7 +360,12 @@ def write_best(study: optuna.Study, out: Path, spec: dict, interrupted: bool, se
     }
     path = write_preset_file(out / BEST_FILE, spec["model"], settings, score=score, study=info)
     rows = [
-        {"number": t.number, "state": t.state.name.lower(), "value": t.value, "params": t.params}
+        {  # a pruned trial's Optuna value is its last validation loss, not the objective: left out
+            "number": t.number,
+            "state": t.state.name.lower(),
+            "value": t.value if t.state == TrialState.COMPLETE else None,
+            "params": t.params,
+        }
         for t in study.get_trials(deepcopy=False)
     ]
     return TuneResult(spec["model"], settings, score, info, path, rows)
