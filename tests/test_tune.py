@@ -13,7 +13,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from stockrnn import interrupt
 from stockrnn import tune as tune_module
-from stockrnn.errors import ConfigError
+from stockrnn.errors import ConfigError, TrainingError
 from stockrnn.presets import apply_preset_file, load_preset_file
 from stockrnn.training import EpochInfo
 from stockrnn.tune import journal, pruning_reporter, run_trial, run_trial_in_worker, trial_spec, tune
@@ -164,6 +164,20 @@ def test_a_trial_in_a_worker_reports_through_the_journal(price_file, tmp_path):
     again = optuna.load_study(study_name="stockrnn", storage=journal(path))
     assert result["state"] == "complete" and again.trials[1].value == result["value"]
     assert sorted(again.trials[1].intermediate_values) == list(range(1, result["epochs"] + 1))
+
+
+def test_diverging_trials_count_as_failed_and_none_completing_is_a_training_error(price_file, tmp_path, monkeypatch):
+    class Diverging:
+        def __init__(self, *args) -> None:
+            pass
+
+        def fit(self, *args, **kwargs):
+            raise TrainingError("training gru failed at epoch 1: the loss became nan")
+
+    monkeypatch.setattr(tune_module, "make_forecaster", Diverging)
+    with pytest.raises(TrainingError, match=r"no trial completed \(0 pruned, 2 failed: training gru failed at epoch 1"):
+        search(price_file, tmp_path / "study", 2)  # ends: failed trials count toward --trials
+    assert not (tmp_path / "study" / "best.json").exists()
 
 
 def test_ctrl_c_ends_the_running_trial_keeps_the_study_and_resume_redoes_it(price_file, tmp_path, monkeypatch):
