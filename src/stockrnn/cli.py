@@ -410,6 +410,9 @@ def _first_ctrl_c() -> None:
 from .explain_command import explain_command  # noqa: E402
 
 cli.add_command(explain_command)
+from .tune_command import tune_command  # noqa: E402
+
+cli.add_command(tune_command)
 
 
 def main(argv: list[str] | None = None) -> int:

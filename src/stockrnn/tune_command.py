@@ -1,0 +1,124 @@
+"""`stockrnn tune`: the Optuna search of a network's settings, with progress and the best table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import ONE_SOURCE_HELP, allow_gaps_option
+
+
+@click.command("tune")
+@click.option("--data", "source", required=True, help=ONE_SOURCE_HELP + " (A folder needs the panel models.)")
+@click.option(
+    "--model",
+    "model_name",
+    type=click.Choice(("lstm", "gru")),
+    default="lstm",
+    show_default=True,
+    help="Network whose settings are searched.",
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Trials in the study in all (with --resume, the ones already done count).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Folder for the study (study.log) and best.json.  [default: runs/tune/<data>-<target>-<model>]",
+)
+@click.option("--resume", is_flag=True, help="Continue the study in --out; its finished trials are kept.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Most epochs per trial (early stopping and pruning end many sooner).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds every trial's network and the TPE sampler.")
+@click.option("--target", default="high", show_default=True, help="Column to forecast (high, close, adj_close, ...).")
+@click.option(
+    "--test-start",
+    help="First day of the test period, YYYY-MM-DD: no trial reads it or anything after it.  "
+    "[default: the last 252 rows]",
+)
+@click.option(
+    "--val-days",
+    type=click.IntRange(min=1),
+    help="Trading days before the test start on which trials are scored.  "
+    "[default: 252, or a fifth of the rows before the test start if fewer]",
+)
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present, else CPU), cpu or cuda.")
+@allow_gaps_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def tune_command(
+    source, model_name, trials, out, resume, epochs, seed, target, test_start, val_days, device, allow_gaps, quiet
+) -> None:
+    """Search window, units, layers, dropout, learning rate and batch size of an LSTM or GRU with
+    Optuna (TPE sampler; trials worse than the median after 5 epochs are pruned). Each trial fits
+    one network (no ensemble) on the rows before the validation period and is scored by its
+    next-day RMSE there relative to persistence's (lower is better; below 1 beats persistence).
+    The validation period is the last --val-days before --test-start; the test period is never
+    read. The best settings go to OUT/best.json, a preset file for `--preset-file`."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .progress import output_console
+    from .tune import tune
+
+    out = Path(out) if out else Path("runs") / "tune" / f"{Path(str(source)).stem}-{target}-{model_name}"
+    progress = Progress(
+        TextColumn("trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=quiet,
+    )
+    task = progress.add_task("trials", total=trials, counts="")
+
+    def on_trial(c: dict) -> None:
+        if not progress.live.is_started:  # shown once the settings are checked: an error stays one line
+            progress.start()
+        best = "-" if c["best"] is None else f"{c['best']:.4f}"
+        shown = f"pruned {c['pruned']}  failed {c['failed']}  best {best}"
+        progress.update(task, completed=c["finished"], counts=shown)
+
+    try:
+        result = tune(
+            source, model_name, trials, out, resume=resume, epochs=epochs, seed=seed, target=target,
+            test_start=test_start, val_days=val_days, device=device, allow_gaps=allow_gaps, on_trial=on_trial,
+        )  # fmt: skip
+    finally:
+        if progress.live.is_started:
+            progress.stop()
+    print_best(output_console(), result)
+
+
+def print_best(console, result) -> None:
+    """The best settings and their validation scores, then where the files are."""
+    from rich.table import Table
+
+    s, st = result.score, result.study
+    console.print(
+        f"[bold]best {result.model}[/], from trial {st['best_trial']} of the study's {st['finished']} "
+        f"({st['complete']} complete, {st['pruned']} pruned, {st['failed']} failed)"
+    )
+    table = Table()
+    table.add_column("setting")
+    table.add_column("value", justify="right")
+    for key, value in result.settings.items():
+        table.add_row(key.replace("_", "-"), f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(
+        f"validation {s['val_start']} .. {s['val_end']} ({s['days']} days): RMSE {s['rmse']:.4f}, "
+        f"persistence {s['persistence_rmse']:.4f}, skill {s['skill']:+.4f}",
+        highlight=False,
+    )
+    note = "; interrupted: --resume continues the search" if st["interrupted"] else ""
+    console.print(f"Best settings in [bold]{result.path}[/] (use with --preset-file){note}")

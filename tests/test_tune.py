@@ -1,0 +1,275 @@
+"""`stockrnn tune`: the search, its resume, honest spans (the test period never read), pruning,
+and the preset file it writes (`best.json`) read back by `apply_preset_file`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from stockrnn import interrupt
+from stockrnn import tune as tune_module
+from stockrnn.errors import ConfigError, TrainingError
+from stockrnn.presets import apply_preset_file, load_preset_file
+from stockrnn.training import EpochInfo
+from stockrnn.tune import journal, pruning_reporter, run_trial, run_trial_in_worker, trial_spec, tune
+
+from conftest import make_prices
+
+# Tiny networks and a tiny space: each trial trains in a fraction of a second.
+SPACE = {
+    "window": CategoricalDistribution([3, 5]),
+    "units": CategoricalDistribution([4, 8]),
+    "layers": IntDistribution(1, 1),
+    "dropout": FloatDistribution(0.0, 0.2),
+    "lr": FloatDistribution(1e-3, 1e-2, log=True),
+    "batch_size": CategoricalDistribution([32, 64]),
+}
+TEST_ROW = 500  # rows 500.. are the test period
+SEARCH = dict(epochs=2, val_days=60, space=SPACE)
+
+
+@pytest.fixture
+def price_file(tmp_path: Path) -> Path:
+    path = tmp_path / "P.csv"
+    make_prices(600).round(4).to_csv(path)
+    return path
+
+
+def first_test_day(path: Path) -> str:
+    return make_prices(600).index[TEST_ROW].strftime("%Y-%m-%d")
+
+
+def search(path: Path, out: Path, trials: int, **kwargs):
+    return tune(str(path), "gru", trials, out, test_start=first_test_day(path), **{**SEARCH, **kwargs})
+
+
+def test_search_writes_the_study_and_a_best_preset(price_file, tmp_path):
+    result = search(price_file, tmp_path / "study", 3)
+    assert (tmp_path / "study" / "study.log").stat().st_size > 0
+    document = json.loads((tmp_path / "study" / "best.json").read_text())
+    assert document["format"] == "stockrnn-preset" and document["model"] == "gru"
+    assert set(document["settings"]) == set(SPACE) | {"epochs"}
+    values = [t["value"] for t in result.trials]
+    assert len(values) == 3 and document["score"]["objective"] == pytest.approx(min(values))
+    score = document["score"]
+    assert score["rmse"] / score["persistence_rmse"] == pytest.approx(score["objective"])
+    assert score["days"] == 60 and score["val_end"] < first_test_day(price_file)
+    assert document["study"]["complete"] == 3
+
+
+def test_resume_keeps_the_trials_done_and_runs_up_to_the_total(price_file, tmp_path):
+    first = search(price_file, tmp_path / "study", 3)
+    resumed = search(price_file, tmp_path / "study", 5, resume=True)
+    assert len(resumed.trials) == 5
+    assert resumed.trials[:3] == first.trials  # params and values of the first session unchanged
+    assert [t["params"] for t in resumed.trials[3:]] != [t["params"] for t in first.trials[:2]]  # no replay
+    assert search(price_file, tmp_path / "study", 5, resume=True).trials == resumed.trials  # nothing left to do
+
+
+def test_the_same_seed_proposes_and_scores_the_same_trials(price_file, tmp_path):
+    one, two = search(price_file, tmp_path / "one", 2), search(price_file, tmp_path / "two", 2)
+    assert [t["params"] for t in one.trials] == [t["params"] for t in two.trials]
+    assert [t["value"] for t in one.trials] == pytest.approx([t["value"] for t in two.trials], rel=1e-9)
+    other = search(price_file, tmp_path / "three", 2, seed=1)
+    assert [t["params"] for t in other.trials] != [t["params"] for t in one.trials]
+
+
+def test_an_existing_study_needs_resume_and_the_same_settings(price_file, tmp_path, cli):
+    search(price_file, tmp_path / "study", 1)
+    code, out, err = cli("tune", "--data", price_file, "--out", tmp_path / "study", "--trials", "2")
+    assert code == 2 and err.count("\n") == 1 and "--resume" in err and "study.log" in err
+    with pytest.raises(ConfigError, match=r"made with another --model \(model 'gru', not 'lstm'\)"):
+        tune(
+            str(price_file), "lstm", 2, tmp_path / "study", resume=True, test_start=first_test_day(price_file), **SEARCH
+        )
+    code, out, err = cli("tune", "--data", price_file, "--out", tmp_path / "none", "--resume")
+    assert code == 2 and "no study to resume" in err
+
+
+def test_the_test_period_is_never_read(price_file, tmp_path):
+    frame = make_prices(600).round(4)
+    wild = frame.copy()
+    factor = np.random.default_rng(1).uniform(0.2, 5.0, len(frame) - TEST_ROW)
+    wild.iloc[TEST_ROW:, :4] = wild.iloc[TEST_ROW:, :4].mul(factor, axis=0)
+    wild.to_csv(tmp_path / "wild.csv")
+    inside = frame.copy()
+    inside.iloc[TEST_ROW - 10 : TEST_ROW, :4] *= 1.5  # the same change inside the validation period
+    inside.to_csv(tmp_path / "inside.csv")
+
+    def score(path: Path) -> dict:
+        spec = trial_spec(str(path), "gru", "high", first_test_day(price_file), 60, 2, 0, "cpu", False, SPACE)
+        params = dict(window=5, units=4, layers=1, dropout=0.1, lr=3e-3, batch_size=32)
+        return run_trial(params, spec)
+
+    plain = score(price_file)
+    assert plain["state"] == "complete"
+    assert score(tmp_path / "wild.csv") == plain  # the same bits: nothing after the test start was used
+    assert score(tmp_path / "inside.csv")["value"] != pytest.approx(plain["value"])
+
+
+class StubTrial:
+    def __init__(self, prune_at: int) -> None:
+        self.prune_at, self.reported = prune_at, []
+
+    def report(self, value: float, step: int) -> None:
+        self.reported.append((step, value))
+
+    def should_prune(self) -> bool:
+        return self.reported[-1][0] >= self.prune_at
+
+
+def test_the_pruning_reporter_reports_val_loss_and_raises_when_told():
+    trial = StubTrial(prune_at=2)
+    report = pruning_reporter(trial)
+    report(EpochInfo(0, 1, 0.5, 0.4, False))
+    report(EpochInfo(0, 1, 0.5, None, False))  # no validation tail: nothing to report
+    with pytest.raises(optuna.TrialPruned):
+        report(EpochInfo(0, 2, 0.3, 0.35, False))
+    assert trial.reported == [(1, 0.4), (2, 0.35)]
+
+
+def test_a_pruned_trial_stops_training_and_is_recorded_as_pruned(price_file, tmp_path, monkeypatch):
+    def prune_trial_one(trial):
+        report = pruning_reporter(StubTrial(prune_at=1 if trial.number == 1 else 10**6))
+        return lambda info: (trial.report(info.val_loss, info.epoch), report(info))
+
+    monkeypatch.setattr(tune_module, "pruning_reporter", prune_trial_one)
+    result = search(price_file, tmp_path / "study", 3, epochs=5)
+    assert [t["state"] for t in result.trials] == ["complete", "pruned", "complete"]
+    assert result.trials[1]["value"] is None  # no objective: Optuna's value would be a validation loss
+    assert result.study["pruned"] == 1 and result.study["finished"] == 3
+    study = optuna.load_study(
+        study_name="stockrnn",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "study" / "study.log"))
+        ),
+    )
+    assert study.trials[1].user_attrs["epochs"] == 1  # training ended at the pruned epoch
+
+
+def test_a_trial_in_a_worker_reports_through_the_journal(price_file, tmp_path):
+    """The shape a parallel runner needs: ask in the main process, run elsewhere, tell back."""
+    search(price_file, tmp_path / "study", 1)
+    path = tmp_path / "study" / "study.log"
+    study = optuna.load_study(study_name="stockrnn", storage=journal(path))
+    trial = study.ask(SPACE)
+    spec = trial_spec(str(price_file), "gru", "high", first_test_day(price_file), 60, 3, 0, "auto", False, SPACE)
+    result = run_trial_in_worker(trial.params, spec, str(path), trial._trial_id)
+    study.tell(trial, result["value"])
+    again = optuna.load_study(study_name="stockrnn", storage=journal(path))
+    assert result["state"] == "complete" and again.trials[1].value == result["value"]
+    assert sorted(again.trials[1].intermediate_values) == list(range(1, result["epochs"] + 1))
+
+
+def test_diverging_trials_count_as_failed_and_none_completing_is_a_training_error(price_file, tmp_path, monkeypatch):
+    class Diverging:
+        def __init__(self, *args) -> None:
+            pass
+
+        def fit(self, *args, **kwargs):
+            raise TrainingError("training gru failed at epoch 1: the loss became nan")
+
+    monkeypatch.setattr(tune_module, "make_forecaster", Diverging)
+    with pytest.raises(TrainingError, match=r"no trial completed \(0 pruned, 2 failed: training gru failed at epoch 1"):
+        search(price_file, tmp_path / "study", 2)  # ends: failed trials count toward --trials
+    assert not (tmp_path / "study" / "best.json").exists()
+
+
+def test_ctrl_c_ends_the_running_trial_keeps_the_study_and_resume_redoes_it(price_file, tmp_path, monkeypatch):
+    calls = []
+
+    def interrupted_second(params, spec, report=None):
+        calls.append(params)
+        if len(calls) == 2:
+            interrupt.request()  # a first Ctrl-C during the second trial
+        return run_trial(params, spec, report)
+
+    monkeypatch.setattr(tune_module, "run_trial", interrupted_second)
+    try:
+        stopped = search(price_file, tmp_path / "study", 3)
+    finally:
+        interrupt.reset()
+    assert [t["state"] for t in stopped.trials] == ["complete", "fail"]
+    assert stopped.study["interrupted"] and stopped.study["finished"] == 1 and stopped.study["stopped"] == 1
+    resumed = search(price_file, tmp_path / "study", 3, resume=True)
+    assert [t["state"] for t in resumed.trials] == ["complete", "fail", "complete", "complete"]
+    assert resumed.trials[0] == stopped.trials[0]
+
+
+def test_a_trial_left_running_by_a_killed_search_is_marked_failed_on_resume(price_file, tmp_path):
+    search(price_file, tmp_path / "study", 1)
+    path = tmp_path / "study" / "study.log"
+    optuna.load_study(study_name="stockrnn", storage=journal(path)).ask(SPACE)  # a second Ctrl-C, exit 130
+    resumed = search(price_file, tmp_path / "study", 2, resume=True)
+    assert [t["state"] for t in resumed.trials] == ["complete", "fail", "complete"]
+    assert optuna.load_study(study_name="stockrnn", storage=journal(path)).trials[1].user_attrs == {"interrupted": True}
+
+
+def test_the_tuned_preset_file_round_trip(price_file, tmp_path):
+    result = search(price_file, tmp_path / "study", 2)
+    path = tmp_path / "study" / "best.json"
+    assert load_preset_file(path) == result.settings
+    config = apply_preset_file(path, "gru", target="close")
+    assert {k: getattr(config, k) for k in result.settings} == result.settings
+    assert config.target == "close"
+    explicit = apply_preset_file(path, "gru", window=7, units=None)  # explicit options win; None is "not given"
+    assert explicit.window == 7 and explicit.units == result.settings["units"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"window": 20, "colour": "red"}, "unknown setting 'colour'"),
+        ({"window": "20"}, "setting 'window' must be int, not \"20\""),
+        ({"units": True}, "setting 'units' must be int, not true"),
+        ({"dropout": 1.5}, "bad value for dropout: 1.5"),
+        ({"format": "stockrnn-preset", "version": 9, "settings": {}}, "preset version 9"),
+        ({"format": "stockrnn-preset", "version": 1}, "no 'settings' object"),
+        ([1, 2], "a JSON object, not list"),
+    ],
+)
+def test_a_bad_preset_file_is_one_line_naming_the_file_and_key(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ConfigError) as info:
+        load_preset_file(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: ") and message in text and "\n" not in text
+
+
+def test_a_hand_written_preset_takes_ints_for_floats(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text('{"window": 20, "lr": 1, "dropout": 0}')
+    config = apply_preset_file(path, "lstm")
+    assert (config.window, config.lr, config.dropout) == (20, 1.0, 0.0) and isinstance(config.lr, float)
+
+
+def test_cli_tune_prints_the_best_settings(price_file, tmp_path, cli):
+    out = tmp_path / "study"
+    code, stdout, err = cli("tune", "--data", price_file, "--model", "gru", "--trials", 1, "--epochs", 1, "--out", out)
+    assert code == 0, err
+    assert "best gru" in stdout and "window" in stdout and "skill" in stdout
+    assert load_preset_file(out / "best.json")["epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--model", "gru", "--val-days", "5000"), "lower --val-days"),
+        (("--model", "ridge"), "'ridge' is not one of 'lstm', 'gru'"),
+    ],
+)
+def test_cli_tune_bad_input_is_one_line(price_file, tmp_path, cli, args, message):
+    code, stdout, err = cli("tune", "--data", price_file, "--out", tmp_path / "study", *args)
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "study").exists()
+
+
+def test_cli_tune_on_a_folder_says_panel_models_are_needed(price_file, cli, tmp_path):
+    code, stdout, err = cli("tune", "--data", price_file.parent, "--out", tmp_path / "study")
+    assert code == 2 and "panel models" in err
