@@ -112,7 +112,7 @@ def run_evaluation(
 
     names = parse_models(model_names)
     preset = options.pop("preset", None)
-    configs = {name: model_config(name, preset, target=target, **options) for name in names}
+    configs = {name: make_config(name, preset, target, options) for name in names}
     console = output_console()
     spans = dict(
         test_start=_day(test_start, "--test-start"),
@@ -120,7 +120,7 @@ def run_evaluation(
         train_start=_day(train_start, "--train-start"),
         cost_bps=cost_bps,
     )
-    settings = {"preset": preset, "data": source}
+    settings = {"preset": preset, "preset_file": options.get("preset_file"), "data": source}
     if Path(str(source)).is_dir():
         return run_folder(console, source, target, spans, configs, out, quiet, settings, allow_gaps, report)
     prices = load_prices(source, allow_gaps=allow_gaps)
@@ -249,7 +249,7 @@ def backtest_command(
 
     names = parse_models(model_names)
     preset, cost_bps = options.pop("preset", None), options.pop("cost_bps")
-    configs = {name: model_config(name, preset, target=target, **options) for name in names}
+    configs = {name: make_config(name, preset, target, options) for name in names}
     days = _day(test_start, "--test-start"), _day(test_end, "--test-end"), _day(train_start, "--train-start")
     console = output_console()
     prices = load_one(source, allow_gaps, "backtest takes")
@@ -262,7 +262,8 @@ def backtest_command(
     try:
         result = backtest(
             prices, models, days[0], days[1], refit_every, window_mode, train_days, days[2],
-            settings={"preset": preset, "data": source}, cost_bps=cost_bps, on_fold=progress.update,
+            settings={"preset": preset, "preset_file": options.get("preset_file"), "data": source},
+            cost_bps=cost_bps, on_fold=progress.update,
         )  # fmt: skip
     finally:
         progress.stop()
@@ -300,7 +301,7 @@ def fit_command(source, target, model_name, train_start, train_end, save_dir, al
     from .tables import print_data, print_forecast
 
     preset = options.pop("preset", None)
-    config = model_config(model_name, preset, target=target, **options)
+    config = make_config(model_name, preset, target, options)
     start, end = _day(train_start, "--train-start"), _day(train_end, "--train-end")
     console = output_console()
     prices = load_one(source, allow_gaps)
@@ -379,6 +380,20 @@ def write_forecast_folder(model, prices: Prices, table, out: Path, report: bool,
             write_report(
                 tmp / "report.html", forecast=table, history=history, metadata=metadata, command=command_line()
             )
+
+
+def make_config(name: str, preset: str | None, target: str, options: dict):
+    """A model's config from the defaults, `--preset` or `--preset-file` (not both), then the
+    explicit options; `options` may hold `preset_file`, which is taken out of it."""
+    from .presets import apply_preset_file
+
+    preset_file = options.get("preset_file")
+    values = {k: v for k, v in options.items() if k != "preset_file"}
+    if preset_file is None:
+        return model_config(name, preset, target=target, **values)
+    if preset is not None:
+        raise ConfigError("give --preset or --preset-file, not both")
+    return apply_preset_file(preset_file, name, target=target, **values)
 
 
 def command_line() -> str:

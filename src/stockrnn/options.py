@@ -67,6 +67,12 @@ def network_options(command: Callable) -> Callable:
             help="Start from a named set of settings; explicit options override it.",
         ),
         click.option(
+            "--preset-file",
+            type=click.Path(dir_okay=False),
+            help="Start from the settings in a JSON preset file (such as `stockrnn tune`'s best.json); "
+            "explicit options override it.",
+        ),
+        click.option(
             "--window",
             type=click.IntRange(min=1),
             help=f"Days of history per input window.  [default: {DEFAULTS.window}]",
