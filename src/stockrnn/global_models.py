@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -31,12 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from . import interrupt
 from .config import NETWORKS, PRESETS, ModelConfig, model_config
 from .data import Prices, as_prices
-from .errors import ConfigError, DataError, TrainingError
+from .errors import ConfigError, DataError
 from .files import atomic_dir
 from .forecaster import FORMAT_VERSION, PREDICT_CHUNK, RIDGE_ALPHAS, _check_finite, fingerprint, read_weights, versions
 from .intervals import Calibration, calibrate, interval_columns
@@ -53,12 +51,11 @@ from .panel_features import (
     stats_rows,
     validation_cutoff,
 )
-from .training import EpochCallback, EpochInfo, make_optimizer, resolve_device, seed_everything
+from .panel_training import EPOCH_WINDOWS, flat_windows, ridge_moments, ridge_solve, train_sampled, window_chunks
+from .training import EpochCallback, resolve_device, seed_everything
 from .windows import WindowDataset, position, train_origins
 
 GLOBAL_DEFAULTS = dict(window=20, units=64, layers=1, batch_size=512, lr=2e-3, epochs=30, patience=4, ensemble=1)
-EPOCH_WINDOWS = 60_000  # training windows sampled (without replacement) per epoch
-VAL_WINDOWS = 20_000  # validation windows scored per epoch for early stopping (a fixed sample)
 CALIBRATION_FRACTION = 0.1  # the tail that calibrates intervals when val_fraction is 0 (then in-sample)
 GLOBAL_MODELS = ("lstm", "gru", "ridge")
 
@@ -247,8 +244,9 @@ class GlobalForecaster:
         prices = as_prices(prices)
         frame = prices.frame
         if len(frame) < self.config.window:
-            raise ConfigError(f"{prices.source}: {len(frame)} rows, the global {self.name} model needs "
-                              f"{self.config.window}")
+            raise ConfigError(
+                f"{prices.source}: {len(frame)} rows, the global {self.name} model needs {self.config.window}"
+            )
         origin = np.array([len(frame) - 1])
         values = self._forecast(frame, origin, self._stats_for(prices, len(frame) - 1))[:, :horizon]
         _check_finite(values, frame.index[-1:], self.name)
@@ -311,7 +309,10 @@ class GlobalNetwork(GlobalForecaster):
     def _build(self) -> Ensemble:
         c = self.config
         return Ensemble(
-            [RecurrentNet(self.cell, len(self.names_), c.units, c.layers, c.dropout, c.horizon) for _ in range(c.ensemble)]
+            [
+                RecurrentNet(self.cell, len(self.names_), c.units, c.layers, c.dropout, c.horizon)
+                for _ in range(c.ensemble)
+            ]
         )
 
     def _fit_data(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None):
@@ -327,7 +328,16 @@ class GlobalNetwork(GlobalForecaster):
             seed_everything(self.config.seed + i)
             keras_init_(member)  # each member's initial weights come from its own seed
             losses = train_sampled(
-                member, data, fit, val, self.config, self.device_, self.epoch_windows, on_epoch, f"global {self.cell}", i
+                member,
+                data,
+                fit,
+                val,
+                self.config,
+                self.device_,
+                self.epoch_windows,
+                on_epoch,
+                f"global {self.cell}",
+                i,
             )
             self.losses_.append(losses)
         self.network_.eval()
@@ -357,89 +367,6 @@ class GlobalNetwork(GlobalForecaster):
         self.network_.to(self.device_).eval()
 
 
-def train_sampled(
-    net: nn.Module,
-    data: WindowDataset,
-    fit: np.ndarray,
-    val: np.ndarray,
-    config: ModelConfig,
-    device: torch.device,
-    epoch_windows: int = EPOCH_WINDOWS,
-    on_epoch: EpochCallback | None = None,
-    label: str = "network",
-    member: int = 0,
-) -> list[float]:
-    """Train `net` on windows `fit` of `data`, `epoch_windows` of them drawn afresh each epoch;
-    early stopping, halving the learning rate and restoring the best weights on windows `val`
-    (a fixed sample of at most VAL_WINDOWS), as training.train does on a positional tail."""
-    generator = torch.Generator().manual_seed(config.seed + member)
-    fit_items = torch.as_tensor(fit, dtype=torch.long)
-    val_items = torch.as_tensor(val, dtype=torch.long)
-    if len(val_items) > VAL_WINDOWS:
-        val_items = val_items[torch.randperm(len(val_items), generator=generator)[:VAL_WINDOWS].sort().values]
-    optimizer = make_optimizer(net.parameters(), config)
-    scheduler = None
-    if len(val_items):
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, config.patience // 3))
-    loss_fn = nn.MSELoss()
-    per_epoch = min(epoch_windows, len(fit_items))
-    losses: list[float] = []
-    best_loss, best_state, stale = math.inf, None, 0
-    for epoch in range(1, config.epochs + 1):
-        net.train()
-        order = fit_items[torch.randperm(len(fit_items), generator=generator)[:per_epoch]]
-        total, seen = 0.0, 0
-        for start in range(0, per_epoch, config.batch_size):
-            x, y = data.batch(order[start : start + config.batch_size])
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x), y)
-            loss.backward()
-            if config.clip > 0:
-                nn.utils.clip_grad_norm_(net.parameters(), config.clip)
-            optimizer.step()
-            total += loss.item() * len(x)
-            seen += len(x)
-            if interrupt.requested():
-                break
-        epoch_loss = total / seen
-        if not math.isfinite(epoch_loss):
-            raise TrainingError(
-                f"training {label} failed at epoch {epoch}: the loss became {epoch_loss} "
-                f"(check the data for extreme values, or lower --lr from {config.lr:g})"
-            )
-        losses.append(epoch_loss)
-        val_loss = None
-        if scheduler is not None:
-            val_loss = window_loss(net, data, val_items, device)
-            scheduler.step(val_loss)
-            if val_loss < best_loss:
-                best_loss, stale = val_loss, 0
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            else:
-                stale += 1
-        last = epoch == config.epochs or stale >= config.patience
-        if on_epoch is not None:
-            on_epoch(EpochInfo(member, epoch, epoch_loss, val_loss, last or interrupt.requested()))
-        if last or interrupt.requested():
-            break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    return losses
-
-
-@torch.no_grad()
-def window_loss(net: nn.Module, data: WindowDataset, items: torch.Tensor, device: torch.device) -> float:
-    """Mean squared error of `net` over windows `items` of `data`, in eval mode."""
-    net.eval()
-    total = 0.0
-    for start in range(0, len(items), PREDICT_CHUNK):
-        x, y = data.batch(items[start : start + PREDICT_CHUNK])
-        total += float(((net(x.to(device)) - y.to(device)) ** 2).mean(dim=1).sum())
-    return total / len(items)
-
-
 class GlobalRidge(GlobalForecaster):
     """One ridge regression on the pooled windows of every ticker (the bar a global network must
     clear). Solved from accumulated normal equations, so a million windows are never copied
@@ -448,21 +375,21 @@ class GlobalRidge(GlobalForecaster):
     name = "ridge"
 
     def _fit_data(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None):
-        moments = _moments(data, fit)
+        moments = ridge_moments(data, fit)
         best = (np.inf, 1.0)
         if len(val) >= 5:
             for alpha in RIDGE_ALPHAS:
-                coef, intercept = _solve(moments, alpha)
+                coef, intercept = ridge_solve(moments, alpha)
                 error = sum(
-                    float(((_flat(x) @ coef.T + intercept - y.double().numpy()) ** 2).sum())
-                    for x, y in _chunks(data, val)
+                    float(((flat_windows(x) @ coef.T + intercept - y.double().numpy()) ** 2).sum())
+                    for x, y in window_chunks(data, val)
                 )
                 best = min(best, (error / (len(val) * self.config.horizon), alpha))
         self.alpha_ = best[1]
-        self.coef_, self.intercept_ = _solve(moments, self.alpha_)
+        self.coef_, self.intercept_ = ridge_solve(moments, self.alpha_)
 
     def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
-        return _flat(x) @ self.coef_.T + self.intercept_
+        return flat_windows(x) @ self.coef_.T + self.intercept_
 
     def _state(self) -> dict:
         return {"ridge": {"alpha": self.alpha_, "coef": self.coef_.tolist(), "intercept": self.intercept_.tolist()}}
@@ -476,35 +403,6 @@ class GlobalRidge(GlobalForecaster):
             raise DataError(f"{directory / 'model.json'}: ridge coefficients of shape {self.coef_.shape}, need {want}")
         if not (np.isfinite(self.coef_).all() and np.isfinite(self.intercept_).all()):
             raise DataError(f"{directory / 'model.json'}: ridge coefficients are not finite")
-
-
-def _flat(x: torch.Tensor) -> np.ndarray:
-    return x.flatten(1).double().numpy()
-
-
-def _chunks(data: WindowDataset, items: np.ndarray):
-    for start in range(0, len(items), PREDICT_CHUNK):
-        yield data.batch(torch.as_tensor(items[start : start + PREDICT_CHUNK], dtype=torch.long))
-
-
-def _moments(data: WindowDataset, items: np.ndarray) -> tuple:
-    """n, sums and cross-products of the flattened windows and targets, float64, chunk by chunk."""
-    n, sx, sy, xx, xy = 0, 0.0, 0.0, 0.0, 0.0
-    for x, y in _chunks(data, items):
-        x, y = _flat(x), y.double().numpy()
-        n, sx, sy = n + len(x), sx + x.sum(axis=0), sy + y.sum(axis=0)
-        xx, xy = xx + x.T @ x, xy + x.T @ y
-    return n, sx, sy, xx, xy
-
-
-def _solve(moments: tuple, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge with an unpenalised intercept (scikit-learn's Ridge): coef (horizon, p), intercept."""
-    n, sx, sy, xx, xy = moments
-    mx, my = sx / n, sy / n
-    centred_xx = xx - n * np.outer(mx, mx)
-    centred_xy = xy - n * np.outer(mx, my)
-    w = np.linalg.solve(centred_xx + alpha * np.eye(len(mx)), centred_xy)  # (p, horizon)
-    return w.T, my - mx @ w
 
 
 def make_global(name: str, config: ModelConfig | None = None) -> GlobalForecaster:
