@@ -7,12 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY, make_prices
 
 from stockrnn.data import Prices, load_prices
 from stockrnn.errors import ConfigError
 from stockrnn.global_models import GlobalRidge, global_config, load_global, make_global
 from stockrnn.panel_features import MAX_LOG_RATIO, PanelFeatures, SeriesStats, split_origins, validation_cutoff
+
+from conftest import TINY, make_prices
 
 TRAIN_END = pd.Timestamp("2020-12-31")
 TEST_START = pd.Timestamp("2021-01-04")
@@ -62,7 +63,7 @@ def test_windows_never_cross_tickers_and_targets_belong_to_their_ticker() -> Non
     assert len(np.intersect1d(fit_items, val_items)) == 0
     # Each target is its own ticker's next-day high over the close, in that ticker's volatility units.
     features = PanelFeatures("high")
-    for k, (name, prices) in enumerate(panel.items()):
+    for k, prices in enumerate(panel.values()):
         frame = prices.frame.loc[:TRAIN_END]
         mine = block == k
         local = origins[mine] - starts[k]
