@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,19 @@ def global_config(name: str, preset: str | None = None, **overrides) -> ModelCon
     return model_config(name, None, **values)
 
 
+@dataclass(frozen=True)
+class PanelWindows:
+    """A panel's training windows: `fit` and `val` index the windows of `data` (one array for
+    every ticker, windows as views); `cutoff` is the first date of the validation tail."""
+
+    frames: dict[str, pd.DataFrame]
+    skipped: list[dict]
+    cutoff: pd.Timestamp | None
+    data: WindowDataset
+    fit: np.ndarray
+    val: np.ndarray
+
+
 class GlobalForecaster:
     """Shared behaviour: per-ticker statistics, the date-based split, rolling/predict, saving."""
 
@@ -108,6 +121,32 @@ class GlobalForecaster:
     ) -> GlobalForecaster:
         """Fit one model on the windows from `train_start` to `train_end` (inclusive) of every
         ticker; tickers too short or unusable are skipped (listed in `fitted_["skipped"]`)."""
+        windows = self.windows(panel, train_start, train_end)
+        frames, cutoff = windows.frames, windows.cutoff
+        self._fit_data(windows.data, windows.fit, windows.val, on_epoch)
+        self.train_end_ = max(f.index[-1] for f in frames.values())
+        self.calibration_ = self._calibrate(frames, cutoff)
+        digest = hashlib.sha256("".join(f"{t}:{fingerprint(f)};" for t, f in frames.items()).encode())
+        self.fitted_ = {
+            "tickers": len(frames),
+            "skipped": windows.skipped,
+            "first": min(f.index[0] for f in frames.values()).strftime("%Y-%m-%d"),
+            "last": self.train_end_.strftime("%Y-%m-%d"),
+            "validation_start": None if cutoff is None else cutoff.strftime("%Y-%m-%d"),
+            "windows": len(windows.fit),
+            "validation_windows": len(windows.val),
+            "fingerprint": digest.hexdigest()[:16],
+        }
+        return self
+
+    def windows(
+        self,
+        panel: Mapping[str, Prices],
+        train_start: str | pd.Timestamp | None = None,
+        train_end: str | pd.Timestamp | None = None,
+    ) -> PanelWindows:
+        """The panel's training windows in model units, split by date; sets the per-ticker
+        statistics (`series_`). What `fit_panel` trains on, and what benchmarks time."""
         c = self.config
         self.features_ = PanelFeatures(c.target)
         frames, skipped = self._training_frames(panel, train_start, train_end)
@@ -125,21 +164,7 @@ class GlobalForecaster:
         fit, val = np.concatenate(fit), np.concatenate(val)
         if len(fit) == 0 or (cutoff is not None and len(val) == 0):
             raise ConfigError(f"the panel's {offset} training windows are too few to hold out a validation tail")
-        self._fit_data(WindowDataset.panel(parts, c.window), fit, val, on_epoch)
-        self.train_end_ = max(f.index[-1] for f in frames.values())
-        self.calibration_ = self._calibrate(frames, cutoff)
-        digest = hashlib.sha256("".join(f"{t}:{fingerprint(f)};" for t, f in frames.items()).encode())
-        self.fitted_ = {
-            "tickers": len(frames),
-            "skipped": skipped,
-            "first": min(f.index[0] for f in frames.values()).strftime("%Y-%m-%d"),
-            "last": self.train_end_.strftime("%Y-%m-%d"),
-            "validation_start": None if cutoff is None else cutoff.strftime("%Y-%m-%d"),
-            "windows": int(len(fit)),
-            "validation_windows": int(len(val)),
-            "fingerprint": digest.hexdigest()[:16],
-        }
-        return self
+        return PanelWindows(frames, skipped, cutoff, WindowDataset.panel(parts, c.window), fit, val)
 
     def _training_frames(self, panel: Mapping[str, Prices], train_start, train_end):
         """{ticker: training rows} of the usable tickers, and [{ticker, reason}] of the others."""
