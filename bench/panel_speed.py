@@ -144,6 +144,52 @@ def validate(panel: dict, train_end: pd.Timestamp, val_end: pd.Timestamp, models
     return out
 
 
+def render(results: dict) -> str:
+    """The results as markdown: the speed table, the profile, memory, validation skill."""
+    w, c = results["windows"], results["config"]
+    lines = [
+        "# Global network training speed (panel)",
+        "",
+        f"{w['tickers']} S&P 500 tickers, training through {results['train_end']}: {w['fit']:,} training windows, "
+        f"{w['val']:,} validation windows (from {w['validation_start']}), {w['inputs']} inputs, window {c['window']}, "
+        f"{c['layers']} x {c['units']} units, batch {c['batch_size']}, epochs of {c['epoch_windows']:,} sampled "
+        f"windows; torch {results['torch']}, {results['threads']} threads. Load average before/after: "
+        f"{results['load_before'][0]:.1f} / {results['load_after'][0]:.1f} (a shared 2-core machine).",
+        "",
+    ]
+    if "speed" in results:
+        lines += [
+            "| network | windows/s | windows per CPU-s | GFLOP/s | rounds (windows/s) |",
+            "|---|---:|---:|---:|---|",
+        ]
+        for key, r in results["speed"].items():
+            rounds = ", ".join(f"{v:.0f}" for v in r["rounds"])
+            name = key.replace("_fused", " fused stack").replace("_torch", " torch nn module")
+            lines.append(
+                f"| {name} | {r['windows_per_s']:,.0f} | {r['windows_per_cpu_s']:,.0f} | {r['gflops']:.1f} | {rounds} |"
+            )
+        lines += ["", "GFLOP/s: multiply-adds of the recurrent layer x2, forward plus backward (x3).", ""]
+    for cell, prof in results.get("profile", {}).items():
+        lines += [f"Profile, fused {cell}: {prof['ms_per_batch']:.1f} ms per batch (self time, top operations):", ""]
+        lines += [f"- `{e['name']}` {e['ms_per_batch']:.2f} ms ({e['calls']:.0f} calls)" for e in prof["top"][:6]]
+        lines.append("")
+    lines.append(
+        f"Peak resident memory: {results['peak_mb']:.0f} MB (after building the windows: {w['peak_mb_after']:.0f} MB)."
+    )
+    if "validation" in results:
+        lines += [
+            "",
+            "| model | median skill | mean skill | beats persistence | tickers | epochs | fit s |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, v in results["validation"].items():
+            lines.append(
+                f"| global {name} | {v['median_skill']:.3f} | {v['mean_skill']:.3f} | {v['beats_persistence']:.0%} | "
+                f"{v['tickers']} | {v['epochs']} | {v['fit_seconds']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/sp500"))
@@ -213,7 +259,9 @@ def main() -> int:
     results["load_after"] = os.getloadavg()
     results["config"] = {**config.to_dict(), "epoch_windows": args.epoch_windows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    results["train_end"] = args.train_end
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    args.out.with_suffix(".md").write_text(render(results))
     for key, s in results["speed"].items():
         print(f"{key}: {s['windows_per_s']:.0f} windows/s, {s['gflops']:.1f} GFLOP/s")
     print(f"peak RSS {results['peak_mb']:.0f} MB")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from stockrnn.data import Prices, load_prices
-from stockrnn.errors import ConfigError
+from stockrnn.errors import ConfigError, DataError
 from stockrnn.global_models import GlobalRidge, global_config, load_global, make_global
 from stockrnn.panel_features import MAX_LOG_RATIO, PanelFeatures, SeriesStats, split_origins, validation_cutoff
 
@@ -201,3 +202,27 @@ def test_bad_settings_are_clear_errors() -> None:
     short = {"S": ticker("S", make_prices(5))}
     with pytest.raises(ConfigError, match="no ticker"):
         make_global("ridge", global_config("ridge", **SETTINGS)).fit_panel(short)
+
+
+def test_global_config_layers_defaults_preset_and_overrides() -> None:
+    config = global_config("lstm")
+    assert (config.window, config.units, config.batch_size, config.ensemble) == (20, 64, 512, 1)
+    assert global_config("lstm", "quick", units=8).units == 8
+    assert global_config("gru", "reference").optimizer == "sgd"  # the preset wins over the panel defaults
+    with pytest.raises(ConfigError, match="unknown preset"):
+        global_config("lstm", "nope")
+
+
+def test_load_refuses_a_single_ticker_model_and_damaged_statistics(tmp_path) -> None:
+    model = fit("ridge", make_panel())
+    model.save(tmp_path / "m")
+    path = tmp_path / "m" / "model.json"
+    state = json.loads(path.read_text())
+    assert state["model"] == "global_ridge" and set(state["series"]) == {"AAA", "BBB", "CCC"}
+    path.write_text(json.dumps({**state, "model": "ridge"}))
+    with pytest.raises(DataError, match="not a global model"):
+        load_global(tmp_path / "m")
+    state["series"]["AAA"]["scale"][0] = -1.0
+    path.write_text(json.dumps(state))
+    with pytest.raises(DataError, match="invalid model file"):
+        load_global(tmp_path / "m")
