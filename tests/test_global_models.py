@@ -18,7 +18,7 @@ from conftest import TINY, make_prices
 
 TRAIN_END = pd.Timestamp("2020-12-31")
 TEST_START = pd.Timestamp("2021-01-04")
-SETTINGS = dict(TINY, window=5, epochs=3, batch_size=64)
+SETTINGS = dict(TINY, window=5, batch_size=64)
 
 
 def ticker(name: str, frame: pd.DataFrame) -> Prices:
