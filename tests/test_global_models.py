@@ -12,7 +12,14 @@ import pytest
 from stockrnn.data import Prices, load_prices
 from stockrnn.errors import ConfigError, DataError
 from stockrnn.global_models import GlobalRidge, global_config, load_global, make_global
-from stockrnn.panel_features import MAX_LOG_RATIO, PanelFeatures, SeriesStats, split_origins, validation_cutoff
+from stockrnn.panel_features import (
+    MAX_LOG_RATIO,
+    TARGET_BOUND,
+    PanelFeatures,
+    SeriesStats,
+    split_origins,
+    validation_cutoff,
+)
 
 from conftest import TINY, make_prices
 
@@ -187,6 +194,11 @@ def test_forecast_ratio_is_bounded_and_statistics_are_floored() -> None:
     prices = features.to_price(np.array([[1e6], [-1e6]]), frame, origins)
     close = frame["close"].to_numpy()[origins]
     np.testing.assert_allclose(prices[:, 0] / close, [np.exp(MAX_LOG_RATIO), np.exp(-MAX_LOG_RATIO)])
+    spliced = broken_tickers()["SPLICE"].frame
+    origins = np.arange(19, len(spliced) - 2)
+    targets = features.targets(spliced, origins, 2)
+    assert np.abs(targets).max() <= TARGET_BOUND * np.sqrt(2) + 1e-6
+    assert targets[origins == 249, 0][0] == pytest.approx(TARGET_BOUND)  # the day before the splice: bounded
     stats = SeriesStats.fit(np.ones((10, 3)))
     assert (stats.scale > 0).all()
     assert np.isfinite(features.inputs(frame, features.stats(frame.iloc[:1]))).all()

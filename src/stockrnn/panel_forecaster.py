@@ -26,6 +26,7 @@ from .panel_features import (
     MAX_LOG_RATIO,
     MIN_INPUT_SCALE,
     MIN_SCALE,
+    TARGET_BOUND,
     PanelFeatures,
     SeriesStats,
     origin_scale,
@@ -269,6 +270,7 @@ class GlobalForecaster:
                 "min_input_scale": MIN_INPUT_SCALE,
                 "input_bound": INPUT_BOUND,
                 "max_log_ratio": MAX_LOG_RATIO,
+                "target_bound": TARGET_BOUND,
                 "statistics_rule": "seen tickers: their training rows; others: their rows up to the "
                 "training end and the first forecast origin",
             },
