@@ -16,7 +16,10 @@ Default network settings (GLOBAL_DEFAULTS), from the panel probe (about 500 S&P 
 ridge; batches of 512 with Adam at 2e-3 keep the fused stack busy (few Python steps per window);
 an epoch is EPOCH_WINDOWS = 60,000 windows sampled afresh, since the probe converged within two
 or three such passes, and patience 4 stops it soon after; one network, as an ensemble member
-costs a full training run while a million windows already average out the seed.
+costs a full training run while a million windows already average out the seed. On our
+250-file S&P 500 set (train through 2017, score 2018) these defaults stop after about 7-13
+epochs and the LSTM and the pooled ridge are level (median skill 0.229-0.232 vs 0.230,
+bench/results/panel_speed.md).
 """
 
 from __future__ import annotations
