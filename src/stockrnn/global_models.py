@@ -1,0 +1,222 @@
+"""Global models of a panel: ONE network (or one pooled ridge) fitted on every ticker's training
+windows, which then forecasts any ticker, one it never saw included.
+
+Why global: a single ticker has a few thousand noisy windows; 250 tickers have a million, and
+what they share (how tomorrow's high relates to today's range, gap and volume, in units of each
+stock's own volatility) is learnable from all of them. Units are made common per series
+(panel_features.py): inputs standardised with each ticker's training statistics, the target
+divided by a causal trailing volatility, floors and bounds so broken data stays harmless.
+
+Windows never cross tickers (`WindowDataset.panel`). The validation tail, for early stopping,
+the ridge penalty and the conformal intervals, is by date across the whole panel: the windows
+whose targets fall in the latest `val_fraction` of the panel's training dates.
+
+Default network settings (GLOBAL_DEFAULTS), from the panel probe (about 500 S&P 500 tickers):
+1 layer of 64 units on a 20-day window reached median skill 0.120 against 0.115 for the pooled
+ridge; batches of 512 with Adam at 2e-3 keep the fused stack busy (few Python steps per window);
+an epoch is EPOCH_WINDOWS = 60,000 windows sampled afresh, since the probe converged within two
+or three such passes, and patience 4 stops it soon after; one network, as an ensemble member
+costs a full training run while a million windows already average out the seed. On our
+250-file S&P 500 set (train through 2017, score 2018) these defaults stop after about 7-13
+epochs and the LSTM and the pooled ridge are level (median skill 0.229-0.232 vs 0.230,
+bench/results/panel_speed.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import interrupt
+from .config import NETWORKS, PRESETS, ModelConfig, model_config
+from .errors import ConfigError, DataError
+from .forecaster import FORMAT_VERSION, RIDGE_ALPHAS, read_weights
+from .intervals import Calibration
+from .models import Ensemble, RecurrentNet, keras_init_
+from .panel_features import PanelFeatures, SeriesStats
+from .panel_forecaster import GlobalForecaster, PanelWindows
+from .panel_training import EPOCH_WINDOWS, flat_windows, ridge_moments, ridge_solve, train_sampled, window_chunks
+from .training import EpochCallback, resolve_device, seed_everything
+from .windows import WindowDataset
+
+GLOBAL_DEFAULTS = dict(window=20, units=64, layers=1, batch_size=512, lr=2e-3, epochs=30, patience=4, ensemble=1)
+GLOBAL_MODELS = ("lstm", "gru", "ridge")
+__all__ = [
+    "GLOBAL_DEFAULTS",
+    "GlobalForecaster",
+    "GlobalNetwork",
+    "GlobalRidge",
+    "PanelWindows",
+    "global_config",
+    "load_global",
+    "make_global",
+]
+
+
+def global_config(name: str, preset: str | None = None, **overrides) -> ModelConfig:
+    """A global model's config: ModelConfig's defaults, then GLOBAL_DEFAULTS, then the preset,
+    then explicit (non-None) overrides."""
+    model_config(name, preset)  # validates the name and the preset
+    values = dict(GLOBAL_DEFAULTS)
+    if preset is not None:
+        values.update(PRESETS[preset].get("*", {}))
+        values.update(PRESETS[preset].get(name, {}))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return model_config(name, None, **values)
+
+
+class GlobalNetwork(GlobalForecaster):
+    """One LSTM or GRU (or an ensemble of them) for every ticker, trained on sampled windows."""
+
+    def __init__(self, cell: str, config: ModelConfig | None = None, epoch_windows: int = EPOCH_WINDOWS) -> None:
+        if cell not in NETWORKS:
+            raise ConfigError(f"unknown cell '{cell}' (choose from {', '.join(NETWORKS)})")
+        self.cell = self.name = cell
+        self.epoch_windows = epoch_windows
+        super().__init__(config or global_config(cell))
+
+    def _build(self) -> Ensemble:
+        c = self.config
+        return Ensemble(
+            [
+                RecurrentNet(self.cell, len(self.names_), c.units, c.layers, c.dropout, c.horizon)
+                for _ in range(c.ensemble)
+            ]
+        )
+
+    def _fit_data(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None):
+        self.device_ = resolve_device(self.config.device)
+        seed_everything(self.config.seed)
+        self.network_ = self._build().to(self.device_)
+        self.losses_ = []
+        for i, member in enumerate(self.network_.members):
+            if i > 0 and interrupt.requested():  # Ctrl-C: keep the members trained so far
+                self.network_.members = self.network_.members[:i]
+                self.config = replace(self.config, ensemble=i)
+                break
+            seed_everything(self.config.seed + i)
+            keras_init_(member)  # each member's initial weights come from its own seed
+            losses = train_sampled(
+                member,
+                data,
+                fit,
+                val,
+                self.config,
+                self.device_,
+                self.epoch_windows,
+                on_epoch,
+                f"global {self.cell}",
+                i,
+            )
+            self.losses_.append(losses)
+        self.network_.eval()
+
+    @torch.no_grad()
+    def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
+        self.network_.eval()
+        return self.network_(x.to(self.device_)).double().cpu().numpy()
+
+    def _write_weights(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        weights = {k: v.detach().cpu().contiguous() for k, v in self.network_.state_dict().items()}
+        save_file(weights, str(directory / "weights.safetensors"))
+
+    def _restore(self, state: dict, directory: Path) -> None:
+        path = directory / "weights.safetensors"
+        weights = read_weights(path)
+        self.device_ = resolve_device(self.config.device)
+        self.network_ = self._build()
+        expected = self.network_.state_dict()
+        if set(weights) != set(expected) or any(weights[k].shape != expected[k].shape for k in expected):
+            raise DataError(f"{path}: weights do not match the model in model.json")
+        if not all(torch.isfinite(t).all() for t in weights.values()):
+            raise DataError(f"{path}: a tensor holds NaN or infinite values")
+        self.network_.load_state_dict(weights, strict=True)
+        self.network_.to(self.device_).eval()
+
+
+class GlobalRidge(GlobalForecaster):
+    """One ridge regression on the pooled windows of every ticker (the bar a global network must
+    clear). Solved from accumulated normal equations, so a million windows are never copied
+    into one float64 matrix; the penalty is chosen on the validation tail, the fit excludes it."""
+
+    name = "ridge"
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__(config or global_config("ridge"))
+
+    def _fit_data(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None):
+        moments = ridge_moments(data, fit)
+        best = (np.inf, 1.0)
+        if len(val) >= 5:
+            for alpha in RIDGE_ALPHAS:
+                coef, intercept = ridge_solve(moments, alpha)
+                error = sum(
+                    float(((flat_windows(x) @ coef.T + intercept - y.double().numpy()) ** 2).sum())
+                    for x, y in window_chunks(data, val)
+                )
+                best = min(best, (error / (len(val) * self.config.horizon), alpha))
+        self.alpha_ = best[1]
+        self.coef_, self.intercept_ = ridge_solve(moments, self.alpha_)
+
+    def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
+        return flat_windows(x) @ self.coef_.T + self.intercept_
+
+    def _state(self) -> dict:
+        return {"ridge": {"alpha": self.alpha_, "coef": self.coef_.tolist(), "intercept": self.intercept_.tolist()}}
+
+    def _restore(self, state: dict, directory: Path) -> None:
+        self.alpha_ = float(state["ridge"]["alpha"])
+        self.coef_ = np.asarray(state["ridge"]["coef"], dtype=float)
+        self.intercept_ = np.asarray(state["ridge"]["intercept"], dtype=float)
+        want = (self.config.horizon, self.config.window * len(self.names_))
+        if self.coef_.shape != want or self.intercept_.shape != want[:1]:
+            raise DataError(f"{directory / 'model.json'}: ridge coefficients of shape {self.coef_.shape}, need {want}")
+        if not (np.isfinite(self.coef_).all() and np.isfinite(self.intercept_).all()):
+            raise DataError(f"{directory / 'model.json'}: ridge coefficients are not finite")
+
+
+def make_global(name: str, config: ModelConfig | None = None) -> GlobalForecaster:
+    """A global model by name: 'lstm', 'gru' or 'ridge'."""
+    if name in NETWORKS:
+        return GlobalNetwork(name, config or global_config(name))
+    if name == "ridge":
+        return GlobalRidge(config or global_config(name))
+    raise ConfigError(f"unknown global model '{name}' (choose from {', '.join(GLOBAL_MODELS)})")
+
+
+def load_global(directory: str | Path) -> GlobalForecaster:
+    """Rebuild a saved global model from model.json (and its weights); never unpickles."""
+    directory = Path(directory)
+    path = directory / "model.json"
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file (not a saved stockrnn model)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a readable model file, truncated or damaged ({exc})") from None
+    version = state.get("format_version") if isinstance(state, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION:
+        raise DataError(f"{path}: no format_version this stockrnn reads (1..{FORMAT_VERSION})")
+    kind = str(state.get("model", ""))
+    if not kind.startswith("global_"):
+        raise DataError(f"{path}: model '{kind}' is not a global model")
+    try:
+        model = make_global(kind.removeprefix("global_"), ModelConfig.from_dict(state["config"]))
+        model.features_ = PanelFeatures(model.config.target)
+        model.names_ = [str(n) for n in state["panel"]["inputs"]]
+        model.train_end_ = pd.Timestamp(state["panel"]["train_end"])
+        model.series_ = {str(t): SeriesStats.from_dict(s, len(model.names_)) for t, s in state["series"].items()}
+        model._restore(state, directory)
+        model.calibration_ = Calibration.from_dict(state.get("calibration"), model.config.horizon)
+        model.fitted_ = dict(state["fitted"])
+    except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
+        reason = exc if isinstance(exc, ConfigError) else repr(exc)
+        raise DataError(f"{path}: incomplete or invalid model file ({reason})") from None
+    return model

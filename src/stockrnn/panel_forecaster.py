@@ -1,0 +1,290 @@
+"""The estimator facade shared by the global (panel) models: building the panel's windows,
+the date-based validation tail, conformal calibration on it, and rolling/predict/save for any
+ticker. The models themselves (one network, one pooled ridge) are in global_models.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import ModelConfig
+from .data import Prices, as_prices
+from .errors import ConfigError, DataError
+from .files import atomic_dir
+from .forecaster import FORMAT_VERSION, PREDICT_CHUNK, _check_finite, fingerprint, versions
+from .intervals import Calibration, calibrate, interval_columns
+from .panel_features import (
+    INPUT_BOUND,
+    MAX_LOG_RATIO,
+    MIN_INPUT_SCALE,
+    MIN_SCALE,
+    TARGET_BOUND,
+    PanelFeatures,
+    SeriesStats,
+    origin_scale,
+    split_origins,
+    stats_rows,
+    validation_cutoff,
+)
+from .training import EpochCallback
+from .windows import WindowDataset, position, train_origins
+
+CALIBRATION_FRACTION = 0.1  # the tail that calibrates intervals when val_fraction is 0 (then in-sample)
+
+
+@dataclass(frozen=True)
+class PanelWindows:
+    """A panel's training windows: `fit` and `val` index the windows of `data` (one array for
+    every ticker, windows as views); `cutoff` is the first date of the validation tail."""
+
+    frames: dict[str, pd.DataFrame]
+    skipped: list[dict]
+    cutoff: pd.Timestamp | None
+    data: WindowDataset
+    fit: np.ndarray
+    val: np.ndarray
+
+
+class GlobalForecaster:
+    """Shared behaviour: per-ticker statistics, the date-based split, rolling/predict, saving."""
+
+    name = "global"
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        if self.config.features != "relative":
+            raise ConfigError(f"a global {self.name} model needs relative features, not '{self.config.features}'")
+
+    # -- what a subclass provides -------------------------------------------------------------
+    def _fit_data(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None):
+        raise NotImplementedError
+
+    def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
+        raise NotImplementedError
+
+    def _state(self) -> dict:
+        return {}
+
+    def _restore(self, state: dict, directory: Path) -> None:
+        pass
+
+    def _write_weights(self, directory: Path) -> None:
+        pass
+
+    # -- fitting ------------------------------------------------------------------------------
+    def fit_panel(
+        self,
+        panel: Mapping[str, Prices],
+        train_start: str | pd.Timestamp | None = None,
+        train_end: str | pd.Timestamp | None = None,
+        on_epoch: EpochCallback | None = None,
+    ) -> GlobalForecaster:
+        """Fit one model on the windows from `train_start` to `train_end` (inclusive) of every
+        ticker; tickers too short or unusable are skipped (listed in `fitted_["skipped"]`)."""
+        windows = self.windows(panel, train_start, train_end)
+        frames, cutoff = windows.frames, windows.cutoff
+        self._fit_data(windows.data, windows.fit, windows.val, on_epoch)
+        self.train_end_ = max(f.index[-1] for f in frames.values())
+        self.calibration_ = self._calibrate(frames, cutoff)
+        digest = hashlib.sha256("".join(f"{t}:{fingerprint(f)};" for t, f in frames.items()).encode())
+        self.fitted_ = {
+            "tickers": len(frames),
+            "skipped": windows.skipped,
+            "first": min(f.index[0] for f in frames.values()).strftime("%Y-%m-%d"),
+            "last": self.train_end_.strftime("%Y-%m-%d"),
+            "validation_start": None if cutoff is None else cutoff.strftime("%Y-%m-%d"),
+            "windows": len(windows.fit),
+            "validation_windows": len(windows.val),
+            "fingerprint": digest.hexdigest()[:16],
+        }
+        return self
+
+    def windows(
+        self,
+        panel: Mapping[str, Prices],
+        train_start: str | pd.Timestamp | None = None,
+        train_end: str | pd.Timestamp | None = None,
+    ) -> PanelWindows:
+        """The panel's training windows in model units, split by date; sets the per-ticker
+        statistics (`series_`). What `fit_panel` trains on, and what benchmarks time."""
+        c = self.config
+        self.features_ = PanelFeatures(c.target)
+        frames, skipped = self._training_frames(panel, train_start, train_end)
+        self.series_ = {t: self.features_.stats(f) for t, f in frames.items()}
+        cutoff = validation_cutoff([f.index for f in frames.values()], c.val_fraction)
+        parts, fit, val, offset = [], [], [], 0
+        for ticker, frame in frames.items():
+            origins = train_origins(0, len(frame), c.window, c.horizon)
+            fit_mask, val_mask = split_origins(frame.index, origins, c.horizon, cutoff)
+            inputs = self.features_.inputs(frame, self.series_[ticker])
+            parts.append((inputs, self.features_.targets(frame, origins, c.horizon), origins))
+            fit.append(np.flatnonzero(fit_mask) + offset)
+            val.append(np.flatnonzero(val_mask) + offset)
+            offset += len(origins)
+        fit, val = np.concatenate(fit), np.concatenate(val)
+        if len(fit) == 0 or (cutoff is not None and len(val) == 0):
+            raise ConfigError(f"the panel's {offset} training windows are too few to hold out a validation tail")
+        return PanelWindows(frames, skipped, cutoff, WindowDataset.panel(parts, c.window), fit, val)
+
+    def _training_frames(self, panel: Mapping[str, Prices], train_start, train_end):
+        """{ticker: training rows} of the usable tickers, and [{ticker, reason}] of the others."""
+        need = self.config.window + self.config.horizon
+        frames, skipped, names = {}, [], None
+        for ticker, prices in panel.items():
+            try:
+                prices = as_prices(prices)
+                prices.column(self.config.target)
+                frame = prices.frame.loc[train_start:train_end]
+                if len(frame) < need:
+                    raise ConfigError(f"{len(frame)} training rows, one window needs {need}")
+                have = self.features_.raw(frame.iloc[:1])[1]
+                names = names or have
+                if have != names:
+                    raise ConfigError(f"inputs {have} differ from the panel's {names}")
+            except (ConfigError, DataError) as exc:
+                skipped.append({"ticker": str(ticker), "reason": str(exc)})
+                continue
+            frames[str(ticker)] = frame
+        if not frames:
+            reasons = "; ".join(f"{s['ticker']}: {s['reason']}" for s in skipped[:3])
+            raise ConfigError(f"no ticker of the panel can be trained on ({reasons})")
+        self.names_ = names
+        return frames, skipped
+
+    def _calibrate(self, frames: dict[str, pd.DataFrame], cutoff: pd.Timestamp | None) -> Calibration | None:
+        """Conformal widths from the forecasts on the panel's validation tail (held out from the
+        fit); with no tail (val_fraction 0), the latest tenth of training dates, in-sample."""
+        c = self.config
+        held_out = cutoff is not None
+        if cutoff is None:
+            cutoff = validation_cutoff([f.index for f in frames.values()], CALIBRATION_FRACTION)
+        actual, forecast, scale = [], [], []
+        for ticker, frame in frames.items():
+            origins = train_origins(0, len(frame), c.window, c.horizon)
+            origins = origins[split_origins(frame.index, origins, c.horizon, cutoff)[1]]
+            if len(origins) == 0:
+                continue
+            target = frame[c.target].to_numpy(dtype=float)
+            actual.append(target[origins[:, None] + np.arange(1, c.horizon + 1)])
+            forecast.append(self._forecast(frame, origins, self.series_[ticker]))
+            scale.append(origin_scale(frame)[origins])
+        if not actual:
+            return None
+        return calibrate(np.concatenate(actual), np.concatenate(forecast), np.concatenate(scale), held_out=held_out)
+
+    # -- forecasting --------------------------------------------------------------------------
+    def _stats_for(self, prices: Prices, first_origin: int) -> SeriesStats:
+        """A ticker seen in training: its training statistics; any other: see panel_features."""
+        if prices.name in self.series_:
+            return self.series_[prices.name]
+        rows = stats_rows(prices.frame, first_origin, self.train_end_)
+        raw, names = self.features_.raw(rows)
+        if names != self.names_:
+            raise ConfigError(f"{prices.source}: the data has inputs {names}, the model was fitted on {self.names_}")
+        return SeriesStats.fit(raw)
+
+    def _forecast(self, frame: pd.DataFrame, origins: np.ndarray, stats: SeriesStats) -> np.ndarray:
+        """Price forecasts (len(origins), horizon) from rows up to each origin only."""
+        data = WindowDataset(self.features_.inputs(frame, stats), None, origins, self.config.window)
+        outputs = np.concatenate(
+            [
+                self._predict_windows(data.batch(torch.arange(i, min(i + PREDICT_CHUNK, len(data))))[0])
+                for i in range(0, len(data), PREDICT_CHUNK)
+            ]
+        )
+        return self.features_.to_price(outputs, frame, origins)
+
+    def rolling(
+        self, prices: Prices | pd.DataFrame, start: str | pd.Timestamp, end: str | pd.Timestamp | None = None
+    ) -> pd.DataFrame:
+        """For each trading day d in [start, end], the forecasts made with data up to the day
+        before d (as Forecaster.rolling). Index: the origin; columns step_k and the intervals."""
+        self._check_fitted()
+        prices = as_prices(prices)
+        frame = prices.frame
+        first = position(frame.index, start, "start", prices.source)
+        last = len(frame) - 1 if end is None else int(frame.index.searchsorted(pd.Timestamp(end), "right")) - 1
+        if last < first:
+            raise ConfigError(f"{prices.source}: no trading day between {start} and {end}")
+        origins = np.arange(first, last + 1) - 1
+        if origins[0] < self.config.window - 1:
+            raise ConfigError(
+                f"{prices.source}: too few rows before {frame.index[first]:%Y-%m-%d} for one window: "
+                f"{first} rows, the global {self.name} model needs {self.config.window}"
+            )
+        values = self._forecast(frame, origins, self._stats_for(prices, int(origins[0])))
+        _check_finite(values, frame.index[origins], self.name)
+        columns = {f"step_{k}": values[:, k - 1] for k in range(1, values.shape[1] + 1)}
+        if self.calibration_ is not None:
+            columns.update(interval_columns(values, origin_scale(frame)[origins], self.calibration_))
+        return pd.DataFrame(columns, index=pd.DatetimeIndex(frame.index[origins], name="origin"))
+
+    def predict(self, prices: Prices | pd.DataFrame, horizon: int = 1) -> pd.DataFrame:
+        """Forecasts for the next `horizon` weekdays after the last row of `prices`."""
+        self._check_fitted()
+        if not 1 <= horizon <= self.config.horizon:
+            raise ConfigError(
+                f"horizon {horizon} is not available: the model was trained for 1..{self.config.horizon} steps"
+            )
+        prices = as_prices(prices)
+        frame = prices.frame
+        if len(frame) < self.config.window:
+            raise ConfigError(
+                f"{prices.source}: {len(frame)} rows, the global {self.name} model needs {self.config.window}"
+            )
+        origin = np.array([len(frame) - 1])
+        values = self._forecast(frame, origin, self._stats_for(prices, len(frame) - 1))[:, :horizon]
+        _check_finite(values, frame.index[-1:], self.name)
+        dates = pd.bdate_range(frame.index[-1] + pd.Timedelta(days=1), periods=horizon, name="date")
+        table = pd.DataFrame({"forecast": values[0]}, index=dates)
+        if self.calibration_ is not None:
+            bounds = interval_columns(values, origin_scale(frame)[origin], self.calibration_)
+            for band in ("lo80", "hi80", "lo95", "hi95"):
+                table[band] = [bounds[f"{band}_{k}"][0] for k in range(1, horizon + 1)]
+        return table
+
+    # -- saving -------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """model.json (config, per-ticker statistics, calibration) and, for networks,
+        weights.safetensors, written atomically; nothing pickled."""
+        self._check_fitted()
+        state = {
+            "format_version": FORMAT_VERSION,
+            "model": f"global_{self.name}",
+            "config": self.config.to_dict(),
+            "fitted": self.fitted_,
+            "calibration": None if self.calibration_ is None else self.calibration_.to_dict(),
+            "versions": versions(),
+            "panel": {
+                "inputs": self.names_,
+                "train_end": self.train_end_.strftime("%Y-%m-%d"),
+                "min_scale": MIN_SCALE,
+                "min_input_scale": MIN_INPUT_SCALE,
+                "input_bound": INPUT_BOUND,
+                "max_log_ratio": MAX_LOG_RATIO,
+                "target_bound": TARGET_BOUND,
+                "statistics_rule": "seen tickers: their training rows; others: their rows up to the "
+                "training end and the first forecast origin",
+            },
+            "series": {t: s.to_dict() for t, s in self.series_.items()},
+            **self._state(),
+        }
+        with atomic_dir(directory) as tmp:
+            self._write_weights(tmp)
+            (tmp / "model.json").write_text(json.dumps(state, indent=2) + "\n")
+        return Path(directory)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "fitted_"):
+            raise ConfigError(f"the global {self.name} model is not fitted yet: call fit_panel() first")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
