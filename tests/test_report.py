@@ -193,6 +193,6 @@ def test_panel_page_keeps_the_first_tickers_when_nothing_else_fits(monkeypatch, 
     summary, info, rank_ic = made_up_panel(300)
     monkeypatch.setattr(report, "MAX_BYTES", 1)  # nothing fits: the smallest choice
     html = write_report(tmp_path / "report.html", panel=summary, panel_metrics=info, rank_ic=rank_ic).read_text()
-    assert "The table shows the first 200 of 300 tickers (summary.csv has them all)" in html
+    assert "the table shows the first 200 of 300 tickers (summary.csv has them all)" in html
     assert 'href="T199/report.html"' in html and 'href="T200/report.html"' not in html
     assert "beats persistence on" in html and "of 300 tickers" in html  # the verdict counts them all

@@ -102,10 +102,6 @@ PANEL_CHOICES = (
     {"static": True, "points": False, "max_rows": 10_000},
     {"static": True, "points": False, "max_rows": 1_000},
 )
-PANEL_LEFT_OUT = {
-    "points": "The skill distribution's points and the daily rank IC are left out",
-    "static": "The figures are pictures (no plotly.js in this file)",
-}
 
 LEFT_OUT = {
     "all": "",
@@ -323,12 +319,15 @@ def panel_sections(
     if max_rows is not None and len(summary) > max_rows:  # whole tickers, in the summary's order
         keep = tickers[: max(1, max_rows * len(tickers) // len(summary))]
         shown = summary[summary["ticker"].isin(set(keep))]
-    left_out = [words for key, words in PANEL_LEFT_OUT.items() if (key == "points" and not points) or
-                (key == "static" and draw.static)]  # fmt: skip
+    left_out = []
+    if not points:
+        left_out.append("the skill distribution's points and the daily rank IC are left out")
+    if draw.static:
+        left_out.append("the figures are pictures (no plotly.js in this file)")
     if len(shown) < len(summary):
-        left_out.append(f"The table shows the first {shown['ticker'].nunique()} of {len(tickers)} tickers "
-                        "(summary.csv has them all)")  # fmt: skip
-    note = f'<p class="note">{escape("; ".join(left_out))} to keep this file under 6 MB.</p>' if left_out else ""
+        first = shown["ticker"].nunique()
+        left_out.append(f"the table shows the first {first} of {len(tickers)} tickers (summary.csv has them all)")
+    note = f'<p class="note">To keep this file under 6 MB: {escape("; ".join(left_out))}.</p>' if left_out else ""
     sections = [("verdict", "Verdict", panel_verdict(summary))]
     if info.get("models"):
         frame = pd.DataFrame.from_dict(info["models"], orient="index")
