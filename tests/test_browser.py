@@ -167,6 +167,7 @@ def test_panel_report_sorts_filters_and_opens_a_ticker(open_page, tmp_path):
     drawn = page.eval_on_selector_all("img.figure", "imgs => imgs.map(i => [i.id, i.complete && i.naturalWidth])")
     assert [name for name, _ in drawn] == ["forecast-chart", "lag-chart"] and all(width > 500 for _, width in drawn)
     assert page.evaluate("typeof window.Plotly") == "undefined"
+    screenshot(page, tmp_path, "report-ticker.png")
     assert_offline_and_clean(log)
 
 

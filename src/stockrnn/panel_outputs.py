@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from urllib.parse import quote
 
 import matplotlib.pyplot as plt
 
@@ -14,7 +13,7 @@ from .files import atomic_dir
 from .outputs import _clean, write_evaluation
 from .panel_eval import PanelEvaluation
 from .panel_plots import rmse_figure, skill_figure
-from .report import write_report
+from .report import ticker_href, write_report
 
 
 def ticker_folder(ticker: str) -> str:
@@ -44,6 +43,6 @@ def write_panel(result: PanelEvaluation, out: str | Path, report: bool = True, c
         if report:
             write_report(
                 tmp / "report.html", panel=result.summary, panel_metrics=result.panel, rank_ic=result.rank_ic,
-                command=command, ticker_link=lambda t: quote(f"{ticker_folder(t)}/report.html"),
+                command=command, ticker_link=lambda t: ticker_href(ticker_folder(t)),
             )  # fmt: skip
     return Path(out)
