@@ -39,7 +39,7 @@ def lag_figure(evaluation: Evaluation, path: plots.Target) -> plots.Target:
     left.set_title(f"last {len(recent)} test days")
     left.set_ylabel(target)
     left.tick_params(axis="x", labelrotation=30)
-    right.set_title("daily moves' correlation with the actual's k days before", fontsize=10)
+    right.set_title("correlation: daily moves vs the actual's k days before", fontsize=9)
     right.set_xlabel("lag k (trading days)")
     right.axhline(0.0, color="#555555", lw=0.8)
     for ax in (left, right):
