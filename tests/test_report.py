@@ -196,3 +196,16 @@ def test_panel_page_keeps_the_first_tickers_when_nothing_else_fits(monkeypatch, 
     assert "the table shows the first 200 of 300 tickers (summary.csv has them all)" in html
     assert 'href="T199/report.html"' in html and 'href="T200/report.html"' not in html
     assert "beats persistence on" in html and "of 300 tickers" in html  # the verdict counts them all
+
+
+def test_panel_page_first_drops_the_figures_points(monkeypatch, tmp_path):
+    """Just over the limit, the page stays interactive without the skill points and the daily rank IC."""
+    import stockrnn.report as report
+
+    summary, info, rank_ic = made_up_panel(40)
+    full = render_report(panel=summary, panel_metrics=info, rank_ic=rank_ic)
+    assert '"boxpoints":"all"' in full and '"name":"lstm daily"' in full and "To keep this file" not in full
+    monkeypatch.setattr(report, "MAX_BYTES", len(full.encode()) - 1)
+    html = write_report(tmp_path / "report.html", panel=summary, panel_metrics=info, rank_ic=rank_ic).read_text()
+    assert html.count("* plotly.js v") == 1 and '"boxpoints":"outliers"' in html and '"name":"lstm daily"' not in html
+    assert escape("the skill distribution's points and the daily rank IC are left out") in html
