@@ -133,9 +133,10 @@ def column(page, index: int) -> list[str]:
     )
 
 
-def test_panel_report_sorts_and_filters(open_page, tmp_path):
+def test_panel_report_sorts_filters_and_opens_a_ticker(open_page, tmp_path):
     summary, info, rank_ic = made_up_panel(40, markup_ticker=False)
     path = write_report(tmp_path / "panel" / "report.html", panel=summary, panel_metrics=info, rank_ic=rank_ic)
+    write_report(tmp_path / "panel" / "T007" / "report.html", small_evaluation(), command=COMMAND, static=True)
     page, log = open_page(path)
     page.wait_for_selector("#skill-chart .main-svg")
     page.wait_for_selector("#rank-ic-chart .main-svg")
@@ -158,6 +159,15 @@ def test_panel_report_sorts_and_filters(open_page, tmp_path):
     page.fill("input[data-filter]", "")
     assert len(column(page, 0)) == len(summary)
     screenshot(page, tmp_path, "report-panel.png")
+
+    page.locator('#ticker-table a[href="T007/report.html"]').first.click()  # the ticker's static page, from file:
+    page.wait_for_url("**/panel/T007/report.html")
+    page.wait_for_load_state("load")
+    assert page.locator("#verdict").bounding_box()["y"] < page.locator("#score-table").bounding_box()["y"]
+    drawn = page.eval_on_selector_all("img.figure", "imgs => imgs.map(i => [i.id, i.complete && i.naturalWidth])")
+    assert [name for name, _ in drawn] == ["forecast-chart", "lag-chart"] and all(width > 500 for _, width in drawn)
+    assert page.evaluate("typeof window.Plotly") == "undefined"
+    screenshot(page, tmp_path, "report-ticker.png")
     assert_offline_and_clean(log)
 
 

@@ -154,7 +154,12 @@ def test_write_panel_outputs(panel, tmp_path):
     assert content["models"]["lstm"]["rank_ic_mean"] is None
     assert content["settings"]["test_start"] == panel["AAA"].index[250].strftime("%Y-%m-%d")
     for ticker in few:
-        assert {p.name for p in (out / ticker).iterdir()} >= {"metrics.json", "predictions.csv", "forecast.png"}
+        files = {"metrics.json", "predictions.csv", "forecast.png", "report.html"}
+        assert {p.name for p in (out / ticker).iterdir()} >= files
+        page = (out / ticker / "report.html").read_text()
+        assert "plotly.js" not in page and 'id="lag-chart" class="figure"' in page  # the small static page
+        assert (out / ticker / "report.html").stat().st_size < 1_000_000
+    assert f'href="{few[0]}/report.html"' in (out / "report.html").read_text()
     for figure in ("skill_distribution.png", "rmse_vs_ridge_local.png"):
         assert (out / figure).stat().st_size > 5000
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary folder left beside it

@@ -141,3 +141,71 @@ def test_two_test_days_still_make_a_report(tmp_path):
     result = evaluate(prices, ["ridge"], test_start=prices.index[-2])
     html = write_report(tmp_path / "report.html", result).read_text()
     assert 'id="forecast-chart"' in html and "<td>-</td>" in html
+
+
+@pytest.fixture(scope="module")
+def static_page(evaluation, tmp_path_factory):
+    path = write_report(tmp_path_factory.mktemp("ticker") / "report.html", evaluation, command=COMMAND, static=True)
+    return path, path.read_text(encoding="utf-8")
+
+
+def test_static_page_is_small_self_contained_and_has_every_section(static_page, evaluation):
+    """A panel's ticker page: the same sections, PNG figures inside the file, no plotly.js, under 1 MB."""
+    path, html = static_page
+    assert path.stat().st_size < 1_000_000, f"{path.stat().st_size / 1e6:.2f} MB"
+    assert "plotly" not in html.lower().replace("plotly_white", "") and "Plotly.newPlot" not in html
+    assert not re.search(r"<script[^>]*\bsrc\s*=", html, re.I)
+    assert [m for m in LOADS.findall(html) if not m[2].startswith(("data:", "#"))] == []
+    assert [h for h in re.findall(r'href="([^"]*)"', html) if not h.startswith("#")] == []
+    assert html.index('id="verdict"') < html.index('id="score-table"') < html.index('id="forecast-chart"')
+    lag = html[html.index('<section id="lag">') : html.index("</section>", html.index('<section id="lag">'))]
+    assert "actual shifted by one day" in lag and "RMSE vs yesterday" in lag
+    png = r'<img id="lag-chart" class="figure" alt="[^"]*" src="data:image/png;base64,[A-Za-z0-9+/=]{5000,}"'
+    assert re.search(png, lag)
+    for anchor in ("forecast", "trading", "data", "settings", "run"):
+        assert f'<section id="{anchor}">' in html
+    assert COMMAND in html and "filled (close)" in html and "matplotlib" in html
+
+
+def test_static_page_draws_error_by_step_and_folds(tmp_path):
+    html = write_report(tmp_path / "report.html", small_backtest(), static=True).read_text()
+    for chart in ("forecast-chart", "lag-chart", "step-chart", "fold-chart"):
+        assert re.search(f'<img id="{chart}" class="figure" alt="[^"]*" src="data:image/png;base64,', html)
+    assert "* plotly.js v" not in html and "Plotly.newPlot" not in html
+
+
+def test_a_2000_ticker_panel_page_stays_under_the_limit(tmp_path):
+    """Past about 900 tickers x 5 models plotly.js and the table do not fit in 6 MB: the page drops
+    the figures' points, then plotly.js (PNG figures), keeping every row of the table."""
+    summary, info, rank_ic = made_up_panel(2000)
+    path = write_report(tmp_path / "report.html", panel=summary, panel_metrics=info, rank_ic=rank_ic)
+    html = path.read_text()
+    assert path.stat().st_size < MAX_BYTES, f"{path.stat().st_size / 1e6:.2f} MB"
+    assert "* plotly.js v" not in html and "Plotly.newPlot" not in html and "no plotly.js in this file" in html
+    assert html.count('href="T1999/report.html"') == 5 and html.count("<tr><td class=t><a href=") == len(summary)
+    assert re.search(r'<img id="skill-chart" class="figure" alt="[^"]*" src="data:image/png;base64,', html)
+    assert re.search(r'<img id="rank-ic-chart" class="figure" alt="[^"]*" src="data:image/png;base64,', html)
+
+
+def test_panel_page_keeps_the_first_tickers_when_nothing_else_fits(monkeypatch, tmp_path):
+    import stockrnn.report as report
+
+    summary, info, rank_ic = made_up_panel(300)
+    monkeypatch.setattr(report, "MAX_BYTES", 1)  # nothing fits: the smallest choice
+    html = write_report(tmp_path / "report.html", panel=summary, panel_metrics=info, rank_ic=rank_ic).read_text()
+    assert "the table shows the first 200 of 300 tickers (summary.csv has them all)" in html
+    assert 'href="T199/report.html"' in html and 'href="T200/report.html"' not in html
+    assert "beats persistence on" in html and "of 300 tickers" in html  # the verdict counts them all
+
+
+def test_panel_page_first_drops_the_figures_points(monkeypatch, tmp_path):
+    """Just over the limit, the page stays interactive without the skill points and the daily rank IC."""
+    import stockrnn.report as report
+
+    summary, info, rank_ic = made_up_panel(40)
+    full = render_report(panel=summary, panel_metrics=info, rank_ic=rank_ic)
+    assert '"boxpoints":"all"' in full and '"name":"lstm daily"' in full and "To keep this file" not in full
+    monkeypatch.setattr(report, "MAX_BYTES", len(full.encode()) - 1)
+    html = write_report(tmp_path / "report.html", panel=summary, panel_metrics=info, rank_ic=rank_ic).read_text()
+    assert html.count("* plotly.js v") == 1 and '"boxpoints":"outliers"' in html and '"name":"lstm daily"' not in html
+    assert escape("the skill distribution's points and the daily rank IC are left out") in html

@@ -23,10 +23,13 @@ def _clean(value):
     return value
 
 
-def write_evaluation(evaluation: Evaluation, out: str | Path, report: bool = True, command: str | None = None) -> Path:
+def write_evaluation(
+    evaluation: Evaluation, out: str | Path, report: bool = True, command: str | None = None, static: bool = False
+) -> Path:
     """Write the outputs into `out`, replacing a previous run there only once all are written:
     metrics.json, predictions.csv, forecast.png, error_by_step.png for a multi-step run, and
-    report.html (unless `report` is False; `command` is the command line it names)."""
+    report.html (unless `report` is False; `command` is the command line it names; `static`: the
+    small page with PNG figures and no plotly.js, as a panel writes for each ticker)."""
     with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(_clean(evaluation.metrics), indent=2) + "\n")
         write_predictions(evaluation, tmp / "predictions.csv")
@@ -34,7 +37,7 @@ def write_evaluation(evaluation: Evaluation, out: str | Path, report: bool = Tru
         if evaluation.horizon > 1:
             error_by_step_figure(evaluation, tmp / "error_by_step.png")
         if report:
-            write_report(tmp / "report.html", evaluation, command=command)
+            write_report(tmp / "report.html", evaluation, command=command, static=static)
     return Path(out)
 
 

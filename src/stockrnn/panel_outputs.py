@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from urllib.parse import quote
 
 import matplotlib.pyplot as plt
 
@@ -14,7 +13,7 @@ from .files import atomic_dir
 from .outputs import _clean, write_evaluation
 from .panel_eval import PanelEvaluation
 from .panel_plots import rmse_figure, skill_figure
-from .report import write_report
+from .report import ticker_href, write_report
 
 
 def ticker_folder(ticker: str) -> str:
@@ -24,11 +23,12 @@ def ticker_folder(ticker: str) -> str:
 
 def write_panel(result: PanelEvaluation, out: str | Path, report: bool = True, command: str | None = None) -> Path:
     """Write every output into `out`, replacing a previous run there only once all are written.
-    rmse_vs_ridge_local.png is left out when the run has no ridge_local; report.html (unless
-    `report` is False) is the panel's page, linking to each ticker's folder."""
+    rmse_vs_ridge_local.png is left out when the run has no ridge_local; unless `report` is False,
+    report.html is the panel's page, linking to each ticker's own report.html (the static page:
+    PNG figures, no plotly.js, about 0.3 MB; the interactive one would be 5 MB a ticker)."""
     with atomic_dir(out) as tmp:
         for ticker, evaluation in result.evaluations.items():
-            write_evaluation(evaluation, tmp / ticker_folder(ticker), report=False)
+            write_evaluation(evaluation, tmp / ticker_folder(ticker), report=report, command=command, static=True)
         result.summary.to_csv(tmp / "summary.csv", index=False, float_format="%.6g")
         (tmp / "panel.json").write_text(json.dumps(_clean(result.panel), indent=2) + "\n")
         result.rank_ic.to_csv(tmp / "rank_ic.csv", date_format="%Y-%m-%d", float_format="%.6g")
@@ -43,6 +43,6 @@ def write_panel(result: PanelEvaluation, out: str | Path, report: bool = True, c
         if report:
             write_report(
                 tmp / "report.html", panel=result.summary, panel_metrics=result.panel, rank_ic=result.rank_ic,
-                command=command, ticker_link=lambda t: quote(f"{ticker_folder(t)}/forecast.png"),
+                command=command, ticker_link=lambda t: ticker_href(ticker_folder(t)),
             )  # fmt: skip
     return Path(out)

@@ -63,3 +63,18 @@ def rmse_figure(summary: pd.DataFrame, reference: str = REFERENCE, title: str = 
     ax.legend(loc="best", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def rank_ic_figure(series: pd.DataFrame, smooth: int = 21) -> Figure:
+    """Each model's daily cross-sectional rank IC as its rolling mean (the daily values are noise at this size)."""
+    fig, ax = plt.subplots(figsize=(11, 4), dpi=110)
+    for name in series.columns:
+        mean = series[name].astype(float).rolling(smooth, min_periods=1).mean()
+        ax.plot(series.index, mean, lw=1.4, color=COLORS.get(str(name).removesuffix("_local")), label=str(name))
+    ax.axhline(0.0, color="#555555", ls=":", lw=1)
+    ax.set_title(f"rank IC over time ({smooth}-day mean; forecast vs actual move, across tickers)")
+    ax.set_ylabel("rank IC")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import BinaryIO
 
 import matplotlib
 
@@ -16,6 +17,7 @@ from .evaluate import Evaluation  # noqa: E402
 
 COLORS = {"persistence": "#888888", "ridge": "#2ca02c", "lstm": "#d62728", "gru": "#1f77b4"}
 BANDED = ("lstm", "gru")  # the networks' intervals are drawn; more bands would hide the lines
+Target = str | Path | BinaryIO  # a file name, or an open binary file (report.html embeds the PNG bytes)
 
 
 def ahead(evaluation: Evaluation, step: int = 1) -> str:
@@ -26,7 +28,7 @@ def ahead(evaluation: Evaluation, step: int = 1) -> str:
     return f"step {step} of {horizon} ({'next-day' if step == 1 else f'{step}-day-ahead'})"
 
 
-def forecast_figure(evaluation: Evaluation, path: str | Path, step: int = 1) -> Path:
+def forecast_figure(evaluation: Evaluation, path: Target, step: int = 1) -> Target:
     """The actual series and every model's forecast over the test period, one line each."""
     table = evaluation.wide(step)
     data = evaluation.metrics["data"]
@@ -49,7 +51,7 @@ def forecast_figure(evaluation: Evaluation, path: str | Path, step: int = 1) -> 
     return _finish(fig, ax, title, data["target"], path)
 
 
-def _finish(fig, ax, title: str, ylabel: str, path: str | Path) -> Path:
+def _finish(fig, ax, title: str, ylabel: str, path: Target) -> Target:
     """Date axis, title, legend, save and close: the same for every time-series figure."""
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
@@ -60,12 +62,17 @@ def _finish(fig, ax, title: str, ylabel: str, path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    return save(fig, path)
+
+
+def save(fig, path: Target) -> Target:
+    """Save as PNG and close; a path comes back as a Path, an open file as itself."""
+    fig.savefig(path, format="png")
     plt.close(fig)
-    return Path(path)
+    return Path(path) if isinstance(path, str | Path) else path
 
 
-def folds_figure(result: Evaluation, path: str | Path) -> Path:
+def folds_figure(result: Evaluation, path: Target) -> Target:
     """A backtest's next-day forecasts and the actuals, a dotted line at every refit date and the
     networks' 80% band; each fold shaded in turn so the refits stand out."""
     table = result.wide(1)
@@ -90,7 +97,7 @@ def folds_figure(result: Evaluation, path: str | Path) -> Path:
     return _finish(fig, ax, title, data["target"], path)
 
 
-def error_by_step_figure(result: Evaluation, path: str | Path) -> Path:
+def error_by_step_figure(result: Evaluation, path: Target) -> Target:
     """RMSE and skill against the step for every model: how fast the error grows with the horizon,
     and at which step a model stops beating persistence."""
     data = result.metrics["data"]
@@ -114,6 +121,4 @@ def error_by_step_figure(result: Evaluation, path: str | Path) -> Path:
     right.set_title("skill by step (above 0 beats persistence)")
     fig.suptitle(f"{data['name']} {data['target']}: forecasts 1 to {result.horizon} trading days ahead")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return save(fig, path)

@@ -1,6 +1,7 @@
 """report.html: one self-contained page per run folder (plotly.js inlined once, no request to any
 network address) that says the verdict in words first, then shows the scores, the interactive
-figures, the lag check, the data and its repairs, the settings, the versions and the command."""
+figures, the lag check, the data and its repairs, the settings, the versions and the command.
+A static page has the same sections with PNG figures and no plotly.js (a panel's ticker pages)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
+import matplotlib
 import pandas as pd
 import plotly
 import plotly.offline
 
 from . import report_figures as figures
+from . import report_static
 from .config import NETWORKS
 from .evaluate import SIGNIFICANCE, Evaluation
 from .files import atomic_file
@@ -24,6 +27,7 @@ from .report_tables import (
     key_values,
     lag_table,
     panel_table,
+    panel_verdict,
     score_table,
     settings_tables,
     table,
@@ -45,6 +49,7 @@ table.sortable th{cursor:pointer;user-select:none}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 .scroll{max-height:600px;overflow:auto}pre{background:#f6f6f6;padding:.6em;overflow:auto}
 .note{color:#666;font-size:.9em}input[type=search]{padding:4px 8px;width:22em}
+img.figure{max-width:100%;height:auto}
 """
 
 # A table sort (click a header: ascending, click again: descending; numbers as numbers, "-" last)
@@ -88,6 +93,16 @@ HOW = (
 )
 
 
+# A panel page's choices, from the richest to the smallest file: interactive with every point, without
+# the skill points and daily rank IC, static (no plotly.js), static with the first tickers of the table.
+PANEL_CHOICES = (
+    {"static": False, "points": True, "max_rows": None},
+    {"static": False, "points": False, "max_rows": None},
+    {"static": True, "points": False, "max_rows": None},
+    {"static": True, "points": False, "max_rows": 10_000},
+    {"static": True, "points": False, "max_rows": 1_000},
+)
+
 LEFT_OUT = {
     "all": "",
     "networks": '<p class="note">The baselines\' interval bands are left out to keep this file under 6 MB.</p>',
@@ -113,20 +128,26 @@ def write_report(
     command: str | None = None,
     explain_html: str | None = None,
     ticker_link: Callable[[str], str] | None = ticker_href,
+    static: bool = False,
 ) -> Path:
     """Write report.html atomically and return its path. Give an `evaluation` (or backtest) for a
     run folder; `panel` (summary.csv's rows) with `panel_metrics` (panel.json) and `rank_ic` (date
     index, one column per model) for a panel's folder; `forecast` (predict's table) with the
     `history` of the target and `metadata` (data/settings/versions as in metrics.json) for predict.
     `command` is the command line that made the run; `explain_html` a trusted HTML fragment;
-    `ticker_link` the relative link to a ticker's folder. A long test period whose page would
-    reach 6 MB loses the baselines' interval bands, then all bands, never the limit."""
+    `ticker_link` the relative link to a ticker's folder. `static`: PNG figures and no plotly.js
+    (a ticker's page in a panel, about 0.3 MB). A long test period whose page would reach 6 MB
+    loses the baselines' interval bands, then all bands; a large panel's page loses the figures'
+    points, then plotly.js, then table rows (see PANEL_CHOICES): never the limit."""
     parts = dict(
         panel=panel, panel_metrics=panel_metrics, rank_ic=rank_ic, forecast=forecast, history=history,
         metadata=metadata, command=command, explain_html=explain_html, ticker_link=ticker_link,
     )  # fmt: skip
-    for bands in figures.BAND_CHOICES:
-        html = render_report(evaluation, bands=bands, **parts)
+    choices = [{"bands": bands, "static": static} for bands in figures.BAND_CHOICES]
+    if panel is not None:
+        choices = [choice for choice in PANEL_CHOICES if static <= choice["static"]]
+    for choice in choices:
+        html = render_report(evaluation, **parts, **choice)
         if len(html.encode()) < MAX_BYTES:
             break
     with atomic_file(path) as tmp:
@@ -147,23 +168,30 @@ def render_report(
     explain_html: str | None = None,
     ticker_link: Callable[[str], str] | None = ticker_href,
     bands: str = "all",
+    static: bool = False,
+    points: bool = True,
+    max_rows: int | None = None,
 ) -> str:
-    """The page as a string (see `write_report`); `bands`: "all", "networks" or "none"."""
+    """The page as a string (see `write_report`); `bands`: "all", "networks" or "none"; `points`:
+    the panel's skill points and daily rank IC; `max_rows`: the panel table's most rows."""
     if evaluation is None and panel is None and forecast is None and not explain_html:
         raise ValueError("a report needs an evaluation, a panel summary, a forecast or an explanation")
+    if static and forecast is not None:
+        raise ValueError("a forecast's page is interactive only")
+    draw = Charts(static)
     sections: list[tuple[str, str, str]] = []  # (anchor, title, html)
     if panel is not None:
-        sections += panel_sections(panel, panel_metrics or {}, rank_ic, ticker_link)
+        sections += panel_sections(panel, panel_metrics or {}, rank_ic, ticker_link, draw, points, max_rows)
         metadata = metadata or panel_metrics
     if evaluation is not None:
-        sections += evaluation_sections(evaluation, bands)
+        sections += evaluation_sections(evaluation, bands, draw)
         metadata = evaluation.metrics
     if forecast is not None:
         sections += forecast_sections(forecast, history, metadata or {})
     if explain_html:
         sections.append(("explain", "Explanation", explain_html))
-    sections += run_sections(metadata or {}, command)
-    return page(title(evaluation, panel, metadata or {}), sections)
+    sections += run_sections(metadata or {}, command, static)
+    return page(title(evaluation, panel, metadata or {}), sections, static)
 
 
 def title(evaluation: Evaluation | None, panel: pd.DataFrame | None, metadata: dict) -> str:
@@ -176,14 +204,14 @@ def title(evaluation: Evaluation | None, panel: pd.DataFrame | None, metadata: d
     return f"stockrnn {kind}: {data.get('name', data.get('source', ''))} {data.get('target', '')}".strip()
 
 
-def page(heading: str, sections: list[tuple[str, str, str]]) -> str:
+def page(heading: str, sections: list[tuple[str, str, str]], static: bool = False) -> str:
+    plotly_js = "" if static else f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>\n'
     nav = " ".join(f'<a href="#{anchor}">{escape(name)}</a>' for anchor, name, _ in sections)
     body = "\n".join(f'<section id="{a}"><h2>{escape(name)}</h2>\n{html}</section>' for a, name, html in sections)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(heading)}</title><style>{CSS}</style>\n"
-        f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>\n</head><body>\n'
+        f"<title>{escape(heading)}</title><style>{CSS}</style>\n{plotly_js}</head><body>\n"
         f"<h1>{escape(heading)}</h1><nav>{nav}</nav>\n{body}\n<script>{TABLE_JS}</script>\n</body></html>\n"
     )
 
@@ -191,6 +219,20 @@ def page(heading: str, sections: list[tuple[str, str, str]]) -> str:
 def figure(fig, div_id: str) -> str:
     """A figure as a div and its script, using the page's one copy of plotly.js."""
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOTLY_CONFIG)
+
+
+class Charts:
+    """Draws a figure kind of report_figures: interactive (Plotly) or static (a PNG, report_static),
+    so that both pages come from the same sections."""
+
+    def __init__(self, static: bool = False) -> None:
+        self.static = static
+        self.how = "" if static else HOW
+
+    def __call__(self, kind: str, div_id: str, *args) -> str:
+        if self.static:
+            return report_static.image(kind, div_id, *args)
+        return figure(getattr(figures, kind)(*args), div_id)
 
 
 def _rmse(value) -> str:
@@ -230,78 +272,75 @@ def verdict_words(evaluation: Evaluation) -> str:
     return f'{warn}<div class="verdict"><p><b>{escape(lead)}</b>{escape(step)}</p><ul>{"".join(lines)}</ul></div>'
 
 
-def evaluation_sections(evaluation: Evaluation, bands: str = "all") -> list[tuple[str, str, str]]:
+def evaluation_sections(
+    evaluation: Evaluation, bands: str = "all", draw: Charts | None = None
+) -> list[tuple[str, str, str]]:
+    draw = draw or Charts()
     metrics = evaluation.metrics
     s, d = metrics["settings"], metrics["data"]
     excluded = f", {d['excluded_repaired']} repaired days not scored" if d.get("excluded_repaired") else ""
     span = f"Test {s['test_start']} .. {s['test_end']}: {d.get('scored_days', '-')} days scored{excluded}."
-    chart = figure(figures.forecast(evaluation, 1, bands), "forecast-chart")
+    chart = draw("forecast", "forecast-chart", evaluation, 1, bands)
     sections = [
         ("verdict", "Verdict", verdict_words(evaluation)),
         ("scores", "Scores", f'<p class="note">{escape(span)}</p>' + score_table(evaluation)),
-        ("forecast", "Forecasts", HOW + LEFT_OUT[bands] + chart),
+        ("forecast", "Forecasts", draw.how + ("" if draw.static else LEFT_OUT[bands]) + chart),
         (
             "lag",
             "Lag check",
             '<p class="note">A model that only repeats yesterday lies on the orange line (the actual shifted by one '
             "day), its RMSE against yesterday is far below its RMSE against today, and its moves correlate best "
             "with the actual's moves one day before (lag 1).</p>"
-            + figure(figures.lag_check(evaluation), "lag-chart")
+            + draw("lag_check", "lag-chart", evaluation)
             + lag_table(evaluation),
         ),
     ]
     if evaluation.horizon > 1:
-        sections.append(("steps", "Error by step", figure(figures.error_by_step(evaluation), "step-chart")))
+        sections.append(("steps", "Error by step", draw("error_by_step", "step-chart", evaluation)))
     if metrics.get("folds"):
-        sections.append(("folds", "Folds", folds_table(evaluation) + figure(figures.folds(evaluation), "fold-chart")))
+        sections.append(("folds", "Folds", folds_table(evaluation) + draw("folds", "fold-chart", evaluation)))
     if metrics.get("trading"):
         sections.append(("trading", "Trading diagnostic", trading_table(metrics)))
     return sections
 
 
-def panel_verdict(summary: pd.DataFrame) -> str:
-    """Per model: on how many tickers it beats persistence (significantly) and the ridge baselines."""
-    rows = []
-    rmse = summary.pivot_table(index="ticker", columns="model", values="rmse", aggfunc="first")
-    for name, part in summary.groupby("model", sort=False):
-        if name == "persistence":
-            continue
-        skill = part["skill"].astype(float)
-        significant = ((skill > 0) & (part["dm_pvalue"].astype(float) < SIGNIFICANCE)).sum()
-        words = (
-            f"beats persistence on {(skill > 0).sum()} of {len(part)} tickers ({significant} significantly at 5%), "
-            f"median skill {skill.median():+.3f}"
-        )
-        for ridge in ("ridge", "ridge_local"):
-            if ridge != name and ridge in rmse and str(name).removesuffix("_local") in NETWORKS:
-                both = rmse[[name, ridge]].dropna()
-                words += f"; beats {ridge} on {(both[name] < both[ridge]).sum()} of {len(both)}"
-        rows.append(f"<li><b>{escape(str(name))}</b>: {escape(words)}</li>")
-    medians = summary[summary["model"] != "persistence"].groupby("model")["skill"].median()
-    lead = f"{summary['ticker'].nunique()} tickers."
-    if medians.notna().any():
-        best = medians.idxmax()
-        lead += f" Highest median skill: {best} ({medians[best]:+.3f}; above 0 beats persistence)."
-    return f'<div class="verdict"><p><b>{escape(lead)}</b></p><ul>{"".join(rows)}</ul></div>'
-
-
 def panel_sections(
-    summary: pd.DataFrame, info: dict, rank_ic: pd.DataFrame | None, link: Callable[[str], str] | None
+    summary: pd.DataFrame,
+    info: dict,
+    rank_ic: pd.DataFrame | None,
+    link: Callable[[str], str] | None,
+    draw: Charts | None = None,
+    points: bool = True,
+    max_rows: int | None = None,
 ) -> list[tuple[str, str, str]]:
+    draw = draw or Charts()
+    tickers = list(dict.fromkeys(summary["ticker"]))
+    shown = summary
+    if max_rows is not None and len(summary) > max_rows:  # whole tickers, in the summary's order
+        keep = tickers[: max(1, max_rows * len(tickers) // len(summary))]
+        shown = summary[summary["ticker"].isin(set(keep))]
+    left_out = []
+    if not points:
+        left_out.append("the skill distribution's points and the daily rank IC are left out")
+    if draw.static:
+        left_out.append("the figures are pictures (no plotly.js in this file)")
+    if len(shown) < len(summary):
+        first = shown["ticker"].nunique()
+        left_out.append(f"the table shows the first {first} of {len(tickers)} tickers (summary.csv has them all)")
+    note = f'<p class="note">To keep this file under 6 MB: {escape("; ".join(left_out))}.</p>' if left_out else ""
     sections = [("verdict", "Verdict", panel_verdict(summary))]
     if info.get("models"):
         frame = pd.DataFrame.from_dict(info["models"], orient="index")
         sections.append(("models", "Models across tickers", table(frame, index_name="model")))
-    tickers = (
+    table_html = (
         '<p><input type="search" data-filter="ticker-table" placeholder="filter: ticker, model or verdict words"> '
         '<span class="note">click a column header to sort; the ticker links to its own report; verdict: against '
-        "persistence, significant when the Diebold-Mariano p is below 5%</span></p>"
-        + panel_table(summary, link)
+        "persistence, significant when the Diebold-Mariano p is below 5%</span></p>" + note + panel_table(shown, link)
     )
-    sections.append(("tickers", "Tickers", tickers))
-    sections.append(("skill", "Skill distribution", figure(figures.skill_distribution(summary), "skill-chart")))
+    sections.append(("tickers", "Tickers", table_html))
+    sections.append(("skill", "Skill distribution", draw("skill_distribution", "skill-chart", summary, points)))
     if rank_ic is not None and not rank_ic.empty:
-        sections.append(("rank-ic", "Rank IC", figure(figures.rank_ic(rank_ic), "rank-ic-chart")))
+        sections.append(("rank-ic", "Rank IC", draw("rank_ic", "rank-ic-chart", rank_ic, points)))
     problems = "".join(
         f"<h3>{key} ({len(info[key])})</h3>" + table(pd.DataFrame(info[key]), index=False)
         for key in ("skipped", "failed")
@@ -319,7 +358,7 @@ def forecast_sections(forecast: pd.DataFrame, history: pd.Series | None, metadat
     return [("forecast", "Forecast", table(frame, index_name="date") + chart)]
 
 
-def run_sections(metadata: dict, command: str | None) -> list[tuple[str, str, str]]:
+def run_sections(metadata: dict, command: str | None, static: bool = False) -> list[tuple[str, str, str]]:
     """The data with every repair, the settings, the versions and the command, for any report."""
     sections = []
     if metadata.get("data"):
@@ -327,7 +366,8 @@ def run_sections(metadata: dict, command: str | None) -> list[tuple[str, str, st
     if metadata.get("settings"):
         sections.append(("settings", "Settings", settings_tables(metadata["settings"])))
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    versions = {**(metadata.get("versions") or {}), "plotly": plotly.__version__}
+    drawn_by = {"matplotlib": matplotlib.__version__} if static else {"plotly": plotly.__version__}
+    versions = {**(metadata.get("versions") or {}), **drawn_by}
     command_html = '<p class="note">not recorded (made from Python)</p>'
     if command:
         command_html = f"<pre><code>{escape(command)}</code></pre>"

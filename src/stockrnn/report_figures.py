@@ -201,15 +201,17 @@ def folds(evaluation: Evaluation) -> go.Figure:
     return _layout(fig, "RMSE by fold", "next-day RMSE", height=380)
 
 
-def skill_distribution(summary: pd.DataFrame) -> go.Figure:
-    """Per model, the skill of every ticker as a box with its points (hover: the ticker)."""
+def skill_distribution(summary: pd.DataFrame, points: bool = True) -> go.Figure:
+    """Per model, the skill of every ticker as a box with its points (hover: the ticker); without
+    `points` the boxes alone (a large panel's page stays small)."""
     fig = go.Figure()
     for i, (name, rows) in enumerate(summary.groupby("model", sort=False)):
         if name == "persistence":
             continue
         fig.add_trace(
             go.Box(
-                y=_values(rows["skill"]), name=str(name), text=rows["ticker"].astype(str).tolist(), boxpoints="all",
+                y=_values(rows["skill"]), name=str(name), text=rows["ticker"].astype(str).tolist() if points else None,
+                boxpoints="all" if points else "outliers",
                 jitter=0.4, pointpos=0, marker={"size": 4, "color": color(str(name), i)}, line={"width": 1.2},
                 hovertemplate="%{text}: skill %{y:+.3f}<extra></extra>",
             )
@@ -219,18 +221,20 @@ def skill_distribution(summary: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Skill per ticker (above 0 beats persistence)", "skill", height=420)
 
 
-def rank_ic(series: pd.DataFrame, smooth: int = 21) -> go.Figure:
-    """The daily cross-sectional rank IC of each model and its rolling mean (the bold line)."""
+def rank_ic(series: pd.DataFrame, points: bool = True, smooth: int = 21) -> go.Figure:
+    """The daily cross-sectional rank IC of each model (unless `points` is False) and its rolling
+    mean (the bold line)."""
     fig = go.Figure()
     x = _days(series.index)
     for i, name in enumerate(series.columns):
         values = series[name].astype(float)
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=_values(values), name=f"{name} daily", legendgroup=str(name), mode="lines", opacity=0.3,
-                line={"color": color(str(name), i), "width": 0.8}, showlegend=False, hovertemplate="%{y:.3f}",
-            )
-        )  # fmt: skip
+        if points:
+            fig.add_trace(
+                go.Scatter(
+                    x=x, y=_values(values), name=f"{name} daily", legendgroup=str(name), mode="lines", opacity=0.3,
+                    line={"color": color(str(name), i), "width": 0.8}, showlegend=False, hovertemplate="%{y:.3f}",
+                )
+            )  # fmt: skip
         fig.add_trace(
             go.Scatter(
                 x=x, y=_values(values.rolling(smooth, min_periods=1).mean()), name=f"{name} ({smooth}-day mean)",

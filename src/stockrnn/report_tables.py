@@ -10,6 +10,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
+from .config import NETWORKS
 from .evaluate import SIGNIFICANCE, Evaluation
 
 HIDDEN = ("by_step", "trading")  # nested entries of a model's metrics, shown in their own sections
@@ -192,3 +193,29 @@ def panel_table(summary: pd.DataFrame, link: Callable[[str], str] | None) -> str
         f'<div class="scroll"><table id="ticker-table" class="sortable"><thead><tr>{heads}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
+
+
+def panel_verdict(summary: pd.DataFrame) -> str:
+    """Per model: on how many tickers it beats persistence (significantly) and the ridge baselines."""
+    rows = []
+    rmse = summary.pivot_table(index="ticker", columns="model", values="rmse", aggfunc="first")
+    for name, part in summary.groupby("model", sort=False):
+        if name == "persistence":
+            continue
+        skill = part["skill"].astype(float)
+        significant = ((skill > 0) & (part["dm_pvalue"].astype(float) < SIGNIFICANCE)).sum()
+        words = (
+            f"beats persistence on {(skill > 0).sum()} of {len(part)} tickers ({significant} significantly at 5%), "
+            f"median skill {skill.median():+.3f}"
+        )
+        for ridge in ("ridge", "ridge_local"):
+            if ridge != name and ridge in rmse and str(name).removesuffix("_local") in NETWORKS:
+                both = rmse[[name, ridge]].dropna()
+                words += f"; beats {ridge} on {(both[name] < both[ridge]).sum()} of {len(both)}"
+        rows.append(f"<li><b>{escape(str(name))}</b>: {escape(words)}</li>")
+    medians = summary[summary["model"] != "persistence"].groupby("model")["skill"].median()
+    lead = f"{summary['ticker'].nunique()} tickers."
+    if medians.notna().any():
+        best = medians.idxmax()
+        lead += f" Highest median skill: {best} ({medians[best]:+.3f}; above 0 beats persistence)."
+    return f'<div class="verdict"><p><b>{escape(lead)}</b></p><ul>{"".join(rows)}</ul></div>'
