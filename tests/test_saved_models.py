@@ -278,3 +278,24 @@ def test_saved_scalers_are_restored_bit_for_bit():
         restored = _scaler_from_state(json.loads(json.dumps(_scaler_state(scaler))))
         np.testing.assert_array_equal(restored.transform(x), scaler.transform(x))
         np.testing.assert_array_equal(restored.inverse_transform(x), scaler.inverse_transform(x))
+
+
+def test_stockrnn_load_reads_a_global_model(tmp_path):
+    """One `load` for every saved model: a panel's global model comes back as itself."""
+    from stockrnn.global_models import GlobalRidge
+
+    from conftest import make_prices
+
+    panel = {name: load_prices(make_prices(300, seed=i)).slice() for i, name in enumerate(("A", "B", "C"))}
+    panel = {name: stockrnn.data.Prices(p.frame, p.repairs, p.source, name) for name, p in panel.items()}
+    model = GlobalRidge().fit_panel(panel, train_end=panel["A"].index[249])
+    model.save(tmp_path / "g")
+    loaded = load(tmp_path / "g")
+    assert isinstance(loaded, GlobalRidge)
+    start = panel["B"].index[260]
+    pd.testing.assert_frame_equal(loaded.rolling(panel["B"], start), model.rolling(panel["B"], start), rtol=1e-9)
+
+
+def test_a_model_name_outside_the_registry_is_a_config_error():
+    with pytest.raises(stockrnn.ConfigError, match="unknown model 'arima' \\(choose from lstm, gru, persistence"):
+        make_forecaster("arima")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import ConfigError
+from .registry import MODELS as REGISTRY
 
-MODELS = ("lstm", "gru", "persistence", "ridge")
+MODELS = tuple(REGISTRY)  # the model names (registry.py: one line per model)
 NETWORKS = ("lstm", "gru")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 # What a window model sees (see features.py); defined here so that reading settings needs no sklearn.

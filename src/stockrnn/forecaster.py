@@ -1,5 +1,7 @@
-"""The estimator facade: every model, network or baseline, has `fit`, `rolling`, `predict`,
-`save` and `load`, so evaluation and reports treat them alike.
+"""The estimator contract: every model, network or baseline, has `fit`, `rolling`, `predict`,
+`save` and `load`, so evaluation and reports treat them alike. The models themselves live in
+`baselines.py` (persistence, ridge) and `networks.py` (LSTM, GRU); `registry.py` names them and
+`saving.py` reads saved ones back.
 
 Learned state ends in `_` (scikit-learn's rule); `__init__` only stores settings.
 """
@@ -9,27 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.linear_model import Ridge
 
-from . import __version__, interrupt
-from .config import ModelConfig, model_config
+from . import __version__
+from .config import ModelConfig
 from .data import Prices, as_prices
 from .errors import ConfigError, DataError, TrainingError
 from .features import Features
 from .files import atomic_dir
 from .intervals import Calibration, calibrate, interval_columns, volatility
-from .models import Ensemble, RecurrentNet, keras_init_
-from .training import EpochCallback, resolve_device, seed_everything, train
+from .saving import FORMAT_VERSION
 from .windows import WindowDataset, position, train_origins
 
-FORMAT_VERSION = 1
-RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4)
 PREDICT_CHUNK = 4096
 
 
@@ -59,6 +56,11 @@ class Forecaster:
 
     def _restore(self, state: dict, directory: Path) -> None:
         pass
+
+    def _tail_held_out(self, n_tail: int) -> bool:
+        """Whether the model never trained on its last `n_tail` training windows (the calibration
+        tail); a model that refits on every window, as ridge does, says False."""
+        return False
 
     # -- the public API -----------------------------------------------------------------------
     def fit(
@@ -175,8 +177,7 @@ class Forecaster:
         out, as they are left out of scoring: a stale quote would score a zero error."""
         origins = train_origins(0, len(frame), self.history, self.config.horizon)
         n_tail = int(round(len(origins) * self.config.val_fraction))
-        # Persistence learns nothing; ridge refits on every window, so its tail is in-sample.
-        held_out = isinstance(self, Persistence) or (isinstance(self, NetworkForecaster) and n_tail > 0)
+        held_out = self._tail_held_out(n_tail)
         if n_tail == 0:  # no validation tail (val_fraction 0): the last tenth, which the model saw
             n_tail = int(round(len(origins) * 0.1))
         tail = origins[len(origins) - n_tail :]
@@ -214,23 +215,6 @@ class Forecaster:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
-
-
-class Persistence(Forecaster):
-    """Tomorrow = today: every step is the last known value of the target."""
-
-    name = "persistence"
-
-    @property
-    def history(self) -> int:
-        return 1
-
-    def _fit(self, frame: pd.DataFrame) -> None:
-        pass
-
-    def _forecast(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
-        last = frame[self.config.target].to_numpy(dtype=float)[origins]
-        return np.repeat(last[:, None], self.config.horizon, axis=1)
 
 
 class WindowForecaster(Forecaster):
@@ -285,181 +269,6 @@ class WindowForecaster(Forecaster):
         self.features_ = Features.from_dict(state["features"])
 
 
-class RidgeForecaster(WindowForecaster):
-    """Linear regression on the same window as the networks; the penalty is chosen on the last
-    20% of the training windows (a validation tail), then the model is refitted on all of them."""
-
-    name = "ridge"
-
-    def _fit_windows(self, data: WindowDataset) -> None:
-        x, y = data.batch(torch.arange(len(data)))
-        x, y = x.flatten(1).double().numpy(), y.double().numpy()
-        n_val = len(x) // 5
-        best = (np.inf, 1.0)
-        if n_val >= 5:
-            for alpha in RIDGE_ALPHAS:
-                model = Ridge(alpha=alpha).fit(x[:-n_val], y[:-n_val])
-                predicted = model.predict(x[-n_val:]).reshape(n_val, -1)  # (n, horizon) also when horizon is 1
-                best = min(best, (float(np.mean((predicted - y[-n_val:]) ** 2)), alpha))
-        self.alpha_ = best[1]
-        model = Ridge(alpha=self.alpha_).fit(x, y)
-        self.coef_, self.intercept_ = np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_)
-
-    def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
-        return x.flatten(1).double().numpy() @ self.coef_.T + self.intercept_
-
-    def _state(self) -> dict:
-        ridge = {"alpha": self.alpha_, "coef": self.coef_.tolist(), "intercept": self.intercept_.tolist()}
-        return {**super()._state(), "ridge": ridge}
-
-    def _restore(self, state: dict, directory: Path) -> None:
-        super()._restore(state, directory)
-        self.alpha_ = float(state["ridge"]["alpha"])
-        self.coef_ = np.asarray(state["ridge"]["coef"], dtype=float)
-        self.intercept_ = np.asarray(state["ridge"]["intercept"], dtype=float)
-        want = (self.config.horizon, self.config.window * self.features_.n_inputs)
-        if self.coef_.shape != want or self.intercept_.shape != want[:1]:
-            raise DataError(
-                f"{directory / 'model.json'}: ridge coefficients of shape {self.coef_.shape} do not match "
-                f"the config, which needs (horizon, window x inputs) = {want}"
-            )
-        if not (np.isfinite(self.coef_).all() and np.isfinite(self.intercept_).all()):
-            raise DataError(f"{directory / 'model.json'}: ridge coefficients are not finite")
-
-
-class NetworkForecaster(WindowForecaster):
-    """An LSTM or GRU network (`cell`), trained on shuffled windows with the configured optimiser."""
-
-    def __init__(self, cell: str = "lstm", config: ModelConfig | None = None, on_epoch: EpochCallback | None = None):
-        super().__init__(config)
-        self.cell = cell
-        self.name = cell
-        self.on_epoch = on_epoch
-
-    def _build(self) -> Ensemble:
-        c = self.config
-        members = [
-            RecurrentNet(self.cell, self.features_.n_inputs, c.units, c.layers, c.dropout, c.horizon)
-            for _ in range(c.ensemble)
-        ]
-        return Ensemble(members)
-
-    def _fit_windows(self, data: WindowDataset) -> None:
-        self.device_ = resolve_device(self.config.device)
-        seed_everything(self.config.seed)
-        self.network_ = self._build().to(self.device_)
-        self.losses_ = []
-        for i, member in enumerate(self.network_.members):
-            if i > 0 and interrupt.requested():  # Ctrl-C: keep the members trained so far
-                self.network_.members = self.network_.members[:i]
-                self.config = replace(self.config, ensemble=i)
-                break
-            seed_everything(self.config.seed + i)
-            keras_init_(member)  # each member's initial weights come from its own seed
-            losses = train(member, data, self.config, self.device_, self.on_epoch, label=self.cell, member=i)
-            self.losses_.append(losses)
-        self.network_.eval()
-
-    @torch.no_grad()
-    def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
-        self.network_.eval()
-        return self.network_(x.to(self.device_)).double().cpu().numpy()
-
-    def _write_weights(self, directory: Path) -> None:
-        from safetensors.torch import save_file
-
-        weights = {k: v.detach().cpu().contiguous() for k, v in self.network_.state_dict().items()}
-        save_file(weights, str(directory / "weights.safetensors"))
-
-    def _restore(self, state: dict, directory: Path) -> None:
-        super()._restore(state, directory)
-        path = directory / "weights.safetensors"
-        weights = read_weights(path)
-        self.device_ = resolve_device(self.config.device)
-        self.network_ = self._build()
-        expected = self.network_.state_dict()
-        if set(weights) != set(expected):
-            odd = sorted(set(weights) ^ set(expected))
-            raise DataError(f"{path}: weights do not match the model in model.json (tensors {', '.join(odd[:3])})")
-        for key in expected:  # in the model's own order, so the first mismatch named is the first layer's
-            tensor = weights[key]
-            if tensor.shape != expected[key].shape:
-                raise DataError(
-                    f"{path}: weights do not match the model in model.json ({key} has shape "
-                    f"{tuple(tensor.shape)}, the config needs {tuple(expected[key].shape)})"
-                )
-            if not torch.isfinite(tensor).all():
-                raise DataError(f"{path}: tensor {key} holds NaN or infinite values")
-        self.network_.load_state_dict(weights, strict=True)
-        self.network_.to(self.device_).eval()
-
-
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors from a safetensors file; a pickle (torch.save) is refused before any parsing."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_safetensors
-
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file (the saved model is incomplete)") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if data[:1] == b"\x80" or data[:4] == b"PK\x03\x04":
-        raise DataError(f"{path}: a pickle (torch.save) file, not safetensors; stockrnn never unpickles")
-    if len(data) < 8:
-        raise DataError(f"{path}: truncated ({len(data)} bytes), not a safetensors file")
-    try:
-        return load_safetensors(data)
-    except (SafetensorError, ValueError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: not a readable safetensors file, truncated or damaged ({reason})") from None
-
-
-def make_forecaster(name: str, config: ModelConfig | None = None, on_epoch: EpochCallback | None = None) -> Forecaster:
-    """A forecaster by model name: 'lstm', 'gru', 'ridge' or 'persistence'."""
-    config = config or model_config(name)
-    if name in ("lstm", "gru"):
-        return NetworkForecaster(name, config, on_epoch)
-    if name == "ridge":
-        return RidgeForecaster(config)
-    if name == "persistence":
-        return Persistence(config)
-    raise ConfigError(f"unknown model '{name}'")
-
-
-def load(directory: str | Path) -> Forecaster:
-    """Rebuild a saved model from `model.json` and load its weights strictly; never unpickles."""
-    directory = Path(directory)
-    path = directory / "model.json"
-    try:
-        state = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file (not a saved stockrnn model)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a readable model file, truncated or damaged ({exc})") from None
-    version = state.get("format_version") if isinstance(state, dict) else None
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise DataError(f"{path}: no valid format_version (not a saved stockrnn model)")
-    if version > FORMAT_VERSION:
-        raise DataError(
-            f"{path}: format version {version} was written by a newer stockrnn; this one reads up to "
-            f"{FORMAT_VERSION} (upgrade stockrnn)"
-        )
-    try:
-        model = make_forecaster(state["model"], ModelConfig.from_dict(state["config"]))
-        model._restore(state, directory)
-        model.calibration_ = Calibration.from_dict(state.get("calibration"), model.config.horizon)
-        model.fitted_ = dict(state["fitted"])
-        for key in ("first", "last"):  # the training span, which `check_data` compares with
-            if not isinstance(model.fitted_.get(key), str) or pd.isna(pd.Timestamp(model.fitted_[key])):
-                raise ValueError(f"fitted.{key} is not a date")
-    except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
-        reason = exc if isinstance(exc, ConfigError) else repr(exc)
-        raise DataError(f"{path}: incomplete or invalid model file ({reason})") from None
-    return model
-
-
 def _check_finite(values: np.ndarray, origins: pd.DatetimeIndex, name: str) -> None:
     """Never hand out a NaN forecast: a non-finite one means training or the inputs went wrong."""
     bad = ~np.isfinite(values).all(axis=1)
@@ -485,3 +294,15 @@ def versions() -> dict:
         "pandas": pd.__version__,
         "python": platform.python_version(),
     }
+
+
+# The models, importable from here as before the split.
+from .baselines import RIDGE_ALPHAS, Persistence, RidgeForecaster  # noqa: E402
+from .networks import NetworkForecaster  # noqa: E402
+from .registry import make_forecaster  # noqa: E402
+from .saving import load, read_weights  # noqa: E402
+
+__all__ = [
+    "FORMAT_VERSION", "PREDICT_CHUNK", "RIDGE_ALPHAS", "Forecaster", "NetworkForecaster", "Persistence",
+    "RidgeForecaster", "WindowForecaster", "fingerprint", "load", "make_forecaster", "read_weights", "versions",
+]

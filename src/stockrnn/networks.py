@@ -1,0 +1,89 @@
+"""The LSTM and GRU forecasters: an ensemble of recurrent networks trained on shuffled windows,
+saved as safetensors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import interrupt
+from .config import ModelConfig
+from .errors import DataError
+from .forecaster import WindowForecaster
+from .models import Ensemble, RecurrentNet, keras_init_
+from .saving import read_weights
+from .training import EpochCallback, resolve_device, seed_everything, train
+from .windows import WindowDataset
+
+
+class NetworkForecaster(WindowForecaster):
+    """An LSTM or GRU network (`cell`), trained on shuffled windows with the configured optimiser."""
+
+    def __init__(self, cell: str = "lstm", config: ModelConfig | None = None, on_epoch: EpochCallback | None = None):
+        super().__init__(config)
+        self.cell = cell
+        self.name = cell
+        self.on_epoch = on_epoch
+
+    def _tail_held_out(self, n_tail: int) -> bool:
+        return n_tail > 0  # the validation tail is held out from the gradient steps
+
+    def _build(self) -> Ensemble:
+        c = self.config
+        members = [
+            RecurrentNet(self.cell, self.features_.n_inputs, c.units, c.layers, c.dropout, c.horizon)
+            for _ in range(c.ensemble)
+        ]
+        return Ensemble(members)
+
+    def _fit_windows(self, data: WindowDataset) -> None:
+        self.device_ = resolve_device(self.config.device)
+        seed_everything(self.config.seed)
+        self.network_ = self._build().to(self.device_)
+        self.losses_ = []
+        for i, member in enumerate(self.network_.members):
+            if i > 0 and interrupt.requested():  # Ctrl-C: keep the members trained so far
+                self.network_.members = self.network_.members[:i]
+                self.config = replace(self.config, ensemble=i)
+                break
+            seed_everything(self.config.seed + i)
+            keras_init_(member)  # each member's initial weights come from its own seed
+            losses = train(member, data, self.config, self.device_, self.on_epoch, label=self.cell, member=i)
+            self.losses_.append(losses)
+        self.network_.eval()
+
+    @torch.no_grad()
+    def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
+        self.network_.eval()
+        return self.network_(x.to(self.device_)).double().cpu().numpy()
+
+    def _write_weights(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        weights = {k: v.detach().cpu().contiguous() for k, v in self.network_.state_dict().items()}
+        save_file(weights, str(directory / "weights.safetensors"))
+
+    def _restore(self, state: dict, directory: Path) -> None:
+        super()._restore(state, directory)
+        path = directory / "weights.safetensors"
+        weights = read_weights(path)
+        self.device_ = resolve_device(self.config.device)
+        self.network_ = self._build()
+        expected = self.network_.state_dict()
+        if set(weights) != set(expected):
+            odd = sorted(set(weights) ^ set(expected))
+            raise DataError(f"{path}: weights do not match the model in model.json (tensors {', '.join(odd[:3])})")
+        for key in expected:  # in the model's own order, so the first mismatch named is the first layer's
+            tensor = weights[key]
+            if tensor.shape != expected[key].shape:
+                raise DataError(
+                    f"{path}: weights do not match the model in model.json ({key} has shape "
+                    f"{tuple(tensor.shape)}, the config needs {tuple(expected[key].shape)})"
+                )
+            if not torch.isfinite(tensor).all():
+                raise DataError(f"{path}: tensor {key} holds NaN or infinite values")
+        self.network_.load_state_dict(weights, strict=True)
+        self.network_.to(self.device_).eval()
