@@ -14,7 +14,7 @@ from . import interrupt
 from .config import model_config
 from .data import Prices, as_prices
 from .errors import ConfigError
-from .evaluate import DEFAULT_COST_BPS, Evaluation, long_table, prepare_models, test_span
+from .evaluate import DEFAULT_COST_BPS, Evaluation, long_table, prepare_models, test_span, walk_forward
 from .forecaster import Forecaster, RidgeForecaster, make_forecaster
 from .scoring import model_settings, run_metrics, score_models
 from .windows import position
@@ -85,33 +85,32 @@ def backtest(
     if on_fold is not None:
         on_fold(0, len(starts), None)  # the settings are valid: work starts
 
-    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in names}
-    alphas: dict[str, list[float]] = {m.name: [] for m in models if isinstance(m, RidgeForecaster)}
-    folds = []
+    spans = []
     for i, start in enumerate(starts):
         end = starts[i + 1] - 1 if i + 1 < len(starts) else last
-        begin = max(lower, start - train_days) if window_mode == "rolling" else lower
-        fold = {
+        spans.append((max(lower, start - train_days) if window_mode == "rolling" else lower, start, end))
+    folds: list[dict] = []
+    alphas: dict[str, list[float]] = {m.name: [] for m in models if isinstance(m, RidgeForecaster)}
+
+    def after_fold(i: int, fitted: list[Forecaster]) -> bool:
+        begin, start, end = spans[i]
+        folds.append({
             "fold": i + 1,
             "train_start": f"{index[begin]:%Y-%m-%d}",
             "train_end": f"{index[start - 1]:%Y-%m-%d}",
             "test_start": f"{index[start]:%Y-%m-%d}",
             "test_end": f"{index[end]:%Y-%m-%d}",
             "train_rows": start - begin,
-        }
-        for model in models:
-            fitted = fresh(model).fit(prices, train_start=index[begin], train_end=index[start - 1])
-            frames[model.name].append(fitted.rolling(prices, index[start], index[end]))
+        })  # fmt: skip
+        for model in fitted:
             if model.name in alphas:
-                alphas[model.name].append(fitted.alpha_)
-        folds.append(fold)
+                alphas[model.name].append(model.alpha_)
         if on_fold is not None:
-            on_fold(i + 1, len(starts), fold)
-        if interrupt.requested():  # first Ctrl-C: score the folds done so far
-            last = end
-            break
+            on_fold(i + 1, len(spans), folds[-1])
+        return interrupt.requested()  # first Ctrl-C: score the folds done so far
 
-    forecasts = {name: pd.concat(parts) for name, parts in frames.items()}
+    forecasts, _ = walk_forward(prices, models, spans, fresh, after_fold)
+    last = spans[len(folds) - 1][2]
     predictions = long_table(series, forecasts, first, last, horizon)
     fold_starts = index[[int(index.get_loc(pd.Timestamp(f["test_start"]))) for f in folds]]
     origin_next = index[index.get_indexer(predictions["origin"]) + 1]  # the step-1 day: whose fold made it

@@ -3,7 +3,7 @@ from data up to the day before, score against the actuals and against persistenc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,11 +154,8 @@ def evaluate(
                 f"the {model.name} model needs {model.history + horizon}"
             )
 
-    forecasts = {}
-    for model in models:
-        model.fit(prices, train_start=train_start, train_end=train_end)
-        forecasts[model.name] = model.rolling(prices, index[first], index[last])
-
+    lower = 0 if train_start is None else int(index.searchsorted(pd.Timestamp(train_start)))
+    forecasts, _ = walk_forward(prices, models, [(lower, first, last)], lambda model: model)
     predictions = long_table(series, forecasts, first, last, horizon)
     run = {
         "train_start": prices.frame.loc[train_start:].index[0].strftime("%Y-%m-%d"),
@@ -168,6 +165,32 @@ def evaluate(
     entries = {m.name: model_settings(m) for m in models}
     metrics = run_metrics(prices, predictions, models, first, last, run, entries, rows, cost_bps, settings)
     return Evaluation(predictions, metrics, names)
+
+
+def walk_forward(
+    prices: Prices,
+    models: Sequence[Forecaster],
+    folds: Sequence[tuple[int, int, int]],
+    to_fit: Callable[[Forecaster], Forecaster],
+    after_fold: Callable[[int, list[Forecaster]], bool] | None = None,
+) -> tuple[dict[str, pd.DataFrame], list[list[Forecaster]]]:
+    """The one core of holdout evaluation and backtests. Each fold (begin, start, end) in row
+    positions: fit `to_fit(model)` for every model on rows begin..start-1 and forecast each day
+    start..end from the days before it. A holdout evaluation is one fold fitting the models
+    themselves; a backtest fits a fresh copy per fold. `after_fold(i, fitted)` may stop the walk
+    by returning True (a first Ctrl-C). Returns each model's forecasts (all folds in order) and
+    the fitted models of each fold."""
+    index = prices.index
+    frames: dict[str, list[pd.DataFrame]] = {m.name: [] for m in models}
+    fitted_by_fold = []
+    for i, (begin, start, end) in enumerate(folds):
+        fitted = [to_fit(m).fit(prices, train_start=index[begin], train_end=index[start - 1]) for m in models]
+        for model in fitted:
+            frames[model.name].append(model.rolling(prices, index[start], index[end]))
+        fitted_by_fold.append(fitted)
+        if after_fold is not None and after_fold(i, fitted):
+            break
+    return {name: pd.concat(parts) for name, parts in frames.items()}, fitted_by_fold
 
 
 def test_span(
