@@ -203,7 +203,7 @@ def test_level_features_on_a_close_only_file():
 
 def test_a_model_fitted_with_ohlc_refuses_a_close_only_file():
     model = make_forecaster("ridge", model_config("ridge", window=5, target="close")).fit(make_prices(80))
-    with pytest.raises(DataError, match="missing: open_gap, high_range.*does the data lack open, high or low"):
+    with pytest.raises(DataError, match="trained on inputs the data cannot give: open_gap, high_range.*columns close"):
         model.predict(make_prices(80)[["Close", "Volume"]])
 
 
