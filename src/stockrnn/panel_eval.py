@@ -228,6 +228,7 @@ def _run_tickers(
     runner: Runner | None, shared: dict, tickers: list[str], on_progress: Progress | None, before: int, total: int
 ) -> tuple[dict[str, Evaluation], list[dict], bool]:
     """Every ticker as a unit of `runner`: (evaluations in ticker order, failures, interrupted)."""
+
     def progress(done: int, failed: int, count: int) -> None:
         if on_progress is not None and done > 0:
             on_progress("tickers", before + done, total)
