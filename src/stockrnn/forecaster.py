@@ -429,7 +429,8 @@ def make_forecaster(name: str, config: ModelConfig | None = None, on_epoch: Epoc
 
 
 def load(directory: str | Path) -> Forecaster:
-    """Rebuild a saved model from `model.json` and load its weights strictly; never unpickles."""
+    """Rebuild a saved model from `model.json` and load its weights strictly; never unpickles. A
+    global model (`stockrnn fit --data FOLDER`) comes back as its GlobalForecaster."""
     directory = Path(directory)
     path = directory / "model.json"
     try:
@@ -446,6 +447,10 @@ def load(directory: str | Path) -> Forecaster:
             f"{path}: format version {version} was written by a newer stockrnn; this one reads up to "
             f"{FORMAT_VERSION} (upgrade stockrnn)"
         )
+    if str(state.get("model", "")).startswith("global_"):  # one model for a whole panel
+        from .global_models import load_global
+
+        return load_global(directory)
     try:
         model = make_forecaster(state["model"], ModelConfig.from_dict(state["config"]))
         model._restore(state, directory)
