@@ -11,11 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import TINY, make_prices
 from stockrnn.errors import TrainingError
 from stockrnn.panel import load_panel
 from stockrnn.panel_eval import evaluate_panel
 from stockrnn.runners import SequentialRunner, make_runner
+
+from conftest import TINY, make_prices
 
 TICKERS = ("AAA", "BBB", "CCC", "DDD")
 TEST_START = f"{pd.bdate_range('2020-01-01', periods=300)[200]:%Y-%m-%d}"
