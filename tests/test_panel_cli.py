@@ -162,3 +162,21 @@ def test_a_single_ticker_model_refuses_a_folder(cli, folder, tmp_path):
     assert code == 2 and "single-ticker model" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli("fit", "--data", folder, "--model", "persistence", "--save", tmp_path / "p")
     assert code == 2 and "a folder fits a global lstm, gru, ridge" in err
+
+
+def test_backtest_on_a_folder_refits_at_each_date_and_scores_all_folds(cli, folder, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, err = cli("backtest", "--data", folder, "--test-start", TEST_START, "--refit-every", "40", "--models",
+                            "ridge,ridge_local", "--out", out, "--quiet", "--no-report", *TINY_ARGS)  # fmt: skip
+    assert code == 0, err
+    panel = json.loads((out / "panel.json").read_text())
+    folds = panel["folds"]
+    assert [f["fold"] for f in folds] == [1, 2, 3] and folds[0]["test_start"] == TEST_START
+    assert all(f["train_end"] < f["test_start"] for f in folds) and folds[1]["train_end"] > folds[0]["train_end"]
+    metrics = json.loads((out / "BBB" / "metrics.json").read_text())
+    assert [f["fold"] for f in metrics["folds"]] == [1, 2, 3]
+    assert metrics["models"]["ridge"]["n"] == 100  # every test day of the three folds, scored together
+    assert sum(f["models"]["ridge"]["n"] for f in metrics["folds"]) == 100
+    summary = pd.read_csv(out / "summary.csv").set_index(["ticker", "model"])
+    assert summary.loc[("BBB", "ridge"), "rmse"] == pytest.approx(metrics["models"]["ridge"]["rmse"], rel=1e-5)
+    assert "3 folds" in stdout

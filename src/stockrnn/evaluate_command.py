@@ -14,7 +14,6 @@ from .cli_common import command_line, day, load_one, make_config
 from .config import NETWORKS, parse_models
 from .options import (
     DATA_HELP,
-    ONE_SOURCE_HELP,
     WINDOW_MODES,
     allow_gaps_option,
     cost_option,
@@ -159,14 +158,14 @@ def evaluate_one(
 
 
 @click.command("backtest")
-@click.option("--data", "source", default="sp500", show_default=True, help=ONE_SOURCE_HELP)
+@click.option("--data", "source", default="sp500", show_default=True, help=DATA_HELP)
 @click.option("--target", default="high", show_default=True, help="Column to forecast (high, close, adj_close, ...).")
 @click.option(
     "--models",
     "model_names",
-    default=SINGLE_MODELS,
-    show_default=True,
-    help="Comma-separated: lstm, gru, persistence, ridge. Persistence and ridge are always in.",
+    help="Comma-separated: lstm, gru, persistence, ridge (on a folder also lstm_local, gru_local, ridge_local). "
+    "Persistence is always in, and on a single file ridge too.  "
+    "[default: lstm,gru,persistence,ridge; on a folder lstm,gru,ridge,ridge_local,persistence]",
 )
 @click.option(
     "--test-start", help="First out-of-sample day and first refit date, YYYY-MM-DD.  [default: the last 252 rows]"
@@ -196,25 +195,34 @@ def evaluate_one(
     help="Output folder.  [default: runs/backtest-<data>-<target>]",
 )
 @allow_gaps_option
+@skip_bad_option
+@runner_options
 @report_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def backtest_command(
     source, target, model_names, test_start, test_end, train_start, refit_every, window_mode, train_days, out,
-    allow_gaps, no_report, quiet, **options,
-) -> None:  # fmt: skip
+    allow_gaps, skip_bad, no_report, quiet, **options,
+) -> int:  # fmt: skip
     """Walk forward from --test-start: at every refit date fit each model afresh (scaler and
     weights) on the data before it, forecast each day until the next refit date from the days
     before it, and score all out-of-sample forecasts together and per fold. Writes metrics.json
-    (with `folds`), predictions.csv, forecast.png, folds.png and error_by_step.png."""
+    (with `folds`), predictions.csv, forecast.png, folds.png and error_by_step.png. On a folder, the
+    global models are refitted on every ticker at each refit date, and the panel outputs get `folds`."""
     from .backtest import backtest
-    from .errors import ConfigError
     from .forecaster import make_forecaster
     from .outputs import write_backtest
     from .tables import print_data, print_folds, print_table
 
+    runner = {k: options.pop(k) for k in ("engine", "jobs", "threads", "address")}
     if Path(str(source)).is_dir():
-        raise ConfigError(f"{source}: backtest on a folder is not available yet; run evaluate on the folder")
-    names = parse_models(model_names)
+        from .panel_command import backtest_folder
+
+        result = backtest_folder(
+            source, target, model_names, test_start, test_end, train_start, refit_every, window_mode, train_days,
+            out, allow_gaps, skip_bad, not no_report, quiet, options, runner,
+        )  # fmt: skip
+        return result.exit_code
+    names = parse_models(model_names or SINGLE_MODELS)
     preset, cost_bps = options.pop("preset", None), options.pop("cost_bps")
     configs = {name: make_config(name, preset, target, options) for name in names}
     days = day(test_start, "--test-start"), day(test_end, "--test-end"), day(train_start, "--train-start")
@@ -242,3 +250,4 @@ def backtest_command(
     console.print(
         f"Outputs in [bold]{out}[/]: metrics.json, predictions.csv, forecast.png, folds.png, error_by_step.png{report}"
     )
+    return 0

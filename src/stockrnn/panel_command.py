@@ -90,6 +90,46 @@ def run_panel(
     return result
 
 
+def backtest_folder(
+    source, target, model_names, test_start, test_end, train_start, refit_every, window_mode, train_days, out,
+    allow_gaps, skip_bad, report, quiet, options, runner,
+):  # fmt: skip
+    """`backtest --data FOLDER`: the panel refitted at each refit date (global models included),
+    written as a panel run whose panel.json and metrics.json files carry `folds`."""
+    from .panel import load_panel
+    from .panel_backtest import backtest_panel
+    from .panel_eval import panel_models
+    from .panel_outputs import write_panel
+    from .panel_tables import print_panel
+
+    if window_mode != "expanding" or train_days is not None:
+        raise ConfigError("backtest on a folder trains on every row before each refit date: no --window-mode rolling")
+    names = panel_models(model_names)
+    preset, cost_bps = options.pop("preset", None), options.pop("cost_bps")
+    configs = {name: panel_config(name, preset, target, options) for name in names}
+    days = day(test_start, "--test-start"), day(test_end, "--test-end"), day(train_start, "--train-start")
+    engine = make_panel_runner(runner, options["seed"])
+    out = Path(out) if out else Path("runs") / f"backtest-{Path(source).resolve().name}-{target}"
+    console = output_console()
+    started = time.perf_counter()
+    progress = PanelProgress(quiet)
+    with progress, engine:
+        panel = load_panel(source, skip_bad=skip_bad, allow_gaps=allow_gaps, on_load=progress.loaded)
+        result = backtest_panel(
+            panel, names, days[0], days[1], refit_every, days[2], configs, preset, cost_bps, engine, progress.fold,
+            progress.unit, progress.epochs,
+        )  # fmt: skip
+    settings = result.panel["settings"]
+    settings.update(seconds=round(time.perf_counter() - started, 1), preset_file=options.get("preset_file"))
+    settings["runner"] = {k: runner[k] for k in ("engine", "jobs", "threads")}
+    write_panel(result, out, report=report, command=command_line())
+    print_panel(console, result)
+    console.print(f"{len(result.panel['folds'])} folds, refit every {refit_every} trading days")
+    console.print(f"Outputs in [bold]{out}[/]: one folder per ticker ({len(result.evaluations)}), summary.csv, "
+                  f"panel.json (with folds), rank_ic.csv{', report.html' if report else ''}")  # fmt: skip
+    return result
+
+
 def fit_panel(source, target, model_name, train_start, train_end, save_dir, allow_gaps, skip_bad, quiet, options):
     """`fit --data FOLDER`: one global model on the training rows of every ticker, saved; prints
     the next-day forecast of the first tickers."""

@@ -171,7 +171,7 @@ class PanelProgress(TrainingProgress):
         if label not in self.tasks:
             self.tasks[label] = self.bars.add_task(label, total=total, status="", loss="")
         self.bars.update(self.tasks[label], completed=done, total=total, status=f"{done}/{total}")
-        if self.plain and (done == total or self.clock() - self.last_line >= PLAIN_EVERY):
+        if self.plain and label != "folds" and (done == total or self.clock() - self.last_line >= PLAIN_EVERY):
             _plain(f"{label}: {done}/{total}")
             self.last_line = self.clock()
 
@@ -181,6 +181,14 @@ class PanelProgress(TrainingProgress):
     def epochs(self, name: str, config: ModelConfig) -> Callable[[EpochInfo], None] | None:
         """`on_epoch` of evaluate_panel: the global networks' bars (the pooled ridge has no epochs)."""
         return self.callback(f"global {name}", config) if name in ("lstm", "gru") else None
+
+    def fold(self, done: int, total: int, fold: dict) -> None:
+        """`on_fold` of backtest_panel: a folds bar, a plain line per fold; the next fold fits again."""
+        self.fits = 0
+        if self.plain:
+            _plain(f"fold {done}/{total} ({fold['test_start']} .. {fold['test_end']}) done")
+            self.last_line = self.clock()
+        self.count("folds", done, total)
 
     def unit(self, unit: str, done: int, total: int) -> None:
         """`on_progress` of evaluate_panel: each global fit ("<name> (global)"), then the tickers."""
