@@ -102,25 +102,22 @@ def test_two_jobs_give_the_same_summary_as_one(cli, folder, tmp_path):
     assert (two / "rank_ic.csv").read_text() == (one / "rank_ic.csv").read_text()
 
 
-@pytest.mark.parametrize(
-    "engine", ["local", pytest.param("ray", marks=pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                                                                     reason="Ray is not installed"))]
-)  # fmt: skip
-def test_evaluate_panel_is_the_same_on_every_engine(folder, engine, monkeypatch):
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed: pip install 'stockrnn[ray]'")
+def test_evaluate_panel_on_ray_is_the_same_as_sequential(folder, monkeypatch):
+    """(The local engine: test_two_jobs_give_the_same_summary_as_one.)"""
     # Ray's workers import stockrnn from PYTHONPATH: this checkout's source, as an absolute path.
     paths = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
     panel = load_panel(folder)
     options = dict(models=MODELS, test_start=TEST_START, **TINY)
     alone = evaluate_panel(panel, runner=SequentialRunner(), **options)
-    with make_runner(engine, jobs=2) as runner:
+    with make_runner("ray", jobs=2) as runner:
         spread = evaluate_panel(panel, runner=runner, **options)
     pd.testing.assert_frame_equal(spread.summary, alone.summary, check_exact=True)
     pd.testing.assert_frame_equal(spread.rank_ic, alone.rank_ic, check_exact=True)
-    if engine == "ray":
-        import ray
+    import ray
 
-        assert not ray.is_initialized()
+    assert not ray.is_initialized()  # the embedded Ray (loopback only) stopped with the runner
 
 
 def test_address_needs_the_ray_engine(cli, folder, tmp_path):
@@ -180,3 +177,19 @@ def test_backtest_on_a_folder_refits_at_each_date_and_scores_all_folds(cli, fold
     summary = pd.read_csv(out / "summary.csv").set_index(["ticker", "model"])
     assert summary.loc[("BBB", "ridge"), "rmse"] == pytest.approx(metrics["models"]["ridge"]["rmse"], rel=1e-5)
     assert "3 folds" in stdout
+
+
+def test_panel_configs_global_defaults_preset_file_then_options(tmp_path):
+    from stockrnn.config import ModelConfig
+    from stockrnn.global_models import GLOBAL_DEFAULTS
+    from stockrnn.panel_command import panel_config
+
+    options = {"window": None, "units": 5, "dropout": 0.0, "seed": 0, "horizon": 1, "preset_file": None}
+    config = panel_config("lstm", None, "close", dict(options))
+    assert (config.window, config.units, config.batch_size) == (GLOBAL_DEFAULTS["window"], 5, 512)
+    local = panel_config("ridge_local", None, "close", dict(options))  # the single-ticker defaults
+    assert config.target == "close" and (local.window, local.batch_size) == (ModelConfig().window, 64)
+    preset = tmp_path / "best.json"
+    preset.write_text(json.dumps({"window": 7, "units": 3, "dropout": 0.2}))
+    config = panel_config("gru", None, "high", {**options, "preset_file": str(preset)})
+    assert (config.window, config.units, config.dropout, config.batch_size) == (7, 5, 0.0, 512)

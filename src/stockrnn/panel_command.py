@@ -29,7 +29,8 @@ def panel_config(name: str, preset: str | None, target: str, options: dict):
     if preset is not None:
         raise ConfigError("give --preset or --preset-file, not both")
     file_values = load_preset_file(options["preset_file"])
-    return global_config(name, None, **{**file_values, "target": target, **{k: v for k, v in values.items() if v}})
+    explicit = {k: v for k, v in values.items() if v is not None}
+    return global_config(name, None, **{**file_values, "target": target, **explicit})
 
 
 def make_panel_runner(runner: dict, seed: int):
