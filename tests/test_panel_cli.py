@@ -144,7 +144,7 @@ def test_fit_on_a_folder_then_predict_a_folder_and_a_file(cli, folder, tmp_path)
     make_prices(120, seed=99).to_csv(new)
     code, stdout, err = cli("predict", model, "--data", new)
     assert code == 0, err
-    assert "forecast" in stdout and "NEW" in stdout
+    assert "global ridge forecast of high" in stdout and "NEW" in stdout
 
     code, _, err = cli("predict", model, "--data", folder, "--out", tmp_path / "dir")
     assert code == 0, err

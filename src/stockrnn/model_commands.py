@@ -119,7 +119,8 @@ def predict_command(model_dir, source, horizon, out, allow_gaps, skip_bad, no_re
         print(f"stockrnn: warning: {warning}", file=sys.stderr)
     console = output_console()
     print_data(console, prices)
-    print_forecast(console, table, f"{model.name} forecast of {model.config.target}")
+    kind = "global " if hasattr(model, "fit_panel") else ""  # one model fitted on a folder of tickers
+    print_forecast(console, table, f"{kind}{model.name} forecast of {model.config.target}")
     if out:
         console.print(f"Written to [bold]{out}[/]")
 
