@@ -193,3 +193,23 @@ def test_panel_configs_global_defaults_preset_file_then_options(tmp_path):
     preset.write_text(json.dumps({"window": 7, "units": 3, "dropout": 0.2}))
     config = panel_config("gru", None, "high", {**options, "preset_file": str(preset)})
     assert (config.window, config.units, config.dropout, config.batch_size) == (7, 5, 0.0, 512)
+
+
+def test_ctrl_c_during_the_tickers_keeps_the_finished_ones(cli, folder, tmp_path, monkeypatch):
+    import stockrnn.panel_eval
+
+    real = stockrnn.panel_eval.evaluate
+
+    def interrupted_at_ccc(prices, *args, **kwargs):
+        if prices.name == "CCC":
+            raise KeyboardInterrupt  # what the second Ctrl-C raises
+        return real(prices, *args, **kwargs)
+
+    monkeypatch.setattr(stockrnn.panel_eval, "evaluate", interrupted_at_ccc)
+    out = tmp_path / "out"
+    code, stdout, err = evaluate(cli, folder, out)
+    assert code == 0, err
+    panel = json.loads((out / "panel.json").read_text())
+    assert panel["settings"]["interrupted"] is True and panel["settings"]["tickers_evaluated"] == 2
+    assert sorted(set(pd.read_csv(out / "summary.csv")["ticker"])) == ["AAA", "BBB"]
+    assert "interrupted" in stdout
