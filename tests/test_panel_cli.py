@@ -213,3 +213,13 @@ def test_ctrl_c_during_the_tickers_keeps_the_finished_ones(cli, folder, tmp_path
     assert panel["settings"]["interrupted"] is True and panel["settings"]["tickers_evaluated"] == 2
     assert sorted(set(pd.read_csv(out / "summary.csv")["ticker"])) == ["AAA", "BBB"]
     assert "interrupted" in stdout
+
+
+def test_global_epochs_report_their_time():
+    """The plain progress line of a global network shows its seconds (it showed 0.0 s)."""
+    from stockrnn.global_models import global_config, make_global
+
+    panel = load_panel({t: make_prices(200, seed=i) for i, t in enumerate(TICKERS)})
+    infos = []
+    make_global("lstm", global_config("lstm", **TINY)).fit_panel(panel, on_epoch=infos.append)
+    assert infos[-1].last and infos[-1].seconds > 0 and infos[-1].seconds >= infos[0].seconds
