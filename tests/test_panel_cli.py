@@ -123,6 +123,8 @@ def test_evaluate_panel_on_ray_is_the_same_as_sequential(folder, monkeypatch):
 def test_address_needs_the_ray_engine(cli, folder, tmp_path):
     code, _, err = evaluate(cli, folder, tmp_path / "out", "--address", "127.0.0.1:6379")
     assert code == 2 and err.strip() == "stockrnn: error: --address joins a Ray cluster: it needs --engine ray"
+    code, _, err = cli("evaluate", "--data", folder / "AAA.csv", "--models", "persistence", "--address", "h:1")
+    assert code == 2 and err.strip() == "stockrnn: error: --address joins a Ray cluster: it needs --engine ray"
 
 
 def test_fit_on_a_folder_then_predict_a_folder_and_a_file(cli, folder, tmp_path):

@@ -53,3 +53,10 @@ def day(value: str | None, option: str) -> pd.Timestamp | None:
     from .windows import parse_day
 
     return None if value is None else parse_day(value, option)
+
+
+def single_source_runner(runner: dict) -> None:
+    """A single file is one unit: the runner options do nothing there, but a wrong combination is
+    still an error (as on a folder) rather than silently ignored."""
+    if runner["address"] is not None and runner["engine"] != "ray":
+        raise ConfigError("--address joins a Ray cluster: it needs --engine ray")

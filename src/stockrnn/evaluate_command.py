@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from . import interrupt
-from .cli_common import command_line, day, load_one, make_config
+from .cli_common import command_line, day, load_one, make_config, single_source_runner
 from .config import NETWORKS, parse_models
 from .options import (
     DATA_HELP,
@@ -75,6 +75,7 @@ def evaluate_command(
             cost_bps, report, skip_bad, runner,
         )  # fmt: skip
         return result.exit_code
+    single_source_runner(runner)
     run_evaluation(
         source, target, test_start, test_end, train_start, model_names or SINGLE_MODELS, out, quiet, options,
         allow_gaps, cost_bps, report,
@@ -222,6 +223,7 @@ def backtest_command(
             out, allow_gaps, skip_bad, not no_report, quiet, options, runner,
         )  # fmt: skip
         return result.exit_code
+    single_source_runner(runner)
     names = parse_models(model_names or SINGLE_MODELS)
     preset, cost_bps = options.pop("preset", None), options.pop("cost_bps")
     configs = {name: make_config(name, preset, target, options) for name in names}
