@@ -489,22 +489,27 @@ def test_folder_run_writes_per_ticker_outputs_and_summary(cli, tmp_path):
     make_prices(130, seed=2).to_parquet(folder / "BBB.parquet")
     out = tmp_path / "out"
     code, stdout, err = cli("evaluate", "--data", folder, "--test-start", "2020-05-01", "--out", out,
-                            "--models", "persistence,ridge", "--window", "5", "--quiet")  # fmt: skip
+                            "--models", "ridge,ridge_local", "--window", "5", "--quiet")  # fmt: skip
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["AAA", "BBB", "summary.csv"]
+    assert {"AAA", "BBB", "summary.csv", "panel.json", "rank_ic.csv"} <= {p.name for p in out.iterdir()}
     for ticker in ("AAA", "BBB"):
         files = {p.name for p in (out / ticker).iterdir()}
-        assert files == {"metrics.json", "predictions.csv", "forecast.png", "report.html"}
+        assert files >= {"metrics.json", "predictions.csv", "forecast.png"}
         metrics = json.loads((out / ticker / "metrics.json").read_text())
         assert metrics["data"]["name"] == ticker and metrics["settings"]["ticker"] == ticker
     summary = pd.read_csv(out / "summary.csv")
-    assert list(summary.columns) == ["ticker", "model", "rmse", "mae", "skill", "dm_pvalue"]
+    assert list(summary.columns) == ["ticker", "model", "n", "rmse", "mae", "skill", "dm_pvalue",
+                                     "direction_accuracy", "coverage_80", "coverage_95"]  # fmt: skip
     assert summary[["ticker", "model"]].values.tolist() == [
-        ["AAA", "persistence"], ["AAA", "ridge"], ["BBB", "persistence"], ["BBB", "ridge"]
+        ["AAA", "ridge"], ["AAA", "ridge_local"], ["AAA", "persistence"],
+        ["BBB", "ridge"], ["BBB", "ridge_local"], ["BBB", "persistence"],
     ]  # fmt: skip
-    ridge = json.loads((out / "BBB" / "metrics.json").read_text())["models"]["ridge"]
-    assert summary.iloc[3]["rmse"] == pytest.approx(ridge["rmse"], rel=1e-5)
-    assert "AAA" in stdout and "BBB" in stdout and "summary.csv" in stdout
+    ridge = json.loads((out / "BBB" / "metrics.json").read_text())["models"]["ridge_local"]
+    assert summary.iloc[4]["rmse"] == pytest.approx(ridge["rmse"], rel=1e-5)
+    panel = json.loads((out / "panel.json").read_text())
+    assert panel["settings"]["tickers_evaluated"] == 2 and panel["failed"] == [] and panel["skipped"] == []
+    assert panel["settings"]["models"]["ridge"]["kind"] == "global"
+    assert "ridge_local" in stdout and "summary.csv" in stdout
 
 
 def test_fit_and_predict_refuse_a_folder(cli, tmp_path):

@@ -113,7 +113,7 @@ def test_global_models_fit_once_before_the_test_start_and_forecast_every_ticker(
         assert made[name].fits[0]["last_seen"] < start  # no test day in the global fit
     assert list(result.evaluations) == list(TICKERS) and result.exit_code == 0
     assert result.evaluations["CCC"].models == ["lstm", "ridge", "ridge_local", "persistence"]
-    assert progress[-1] == ("EEE", 7, 7) and progress[0] == ("lstm (global)", 1, 7)
+    assert progress[-1] == ("tickers", 7, 7) and progress[0] == ("lstm (global)", 1, 7)
     assert result.panel["settings"]["models"]["ridge_local"]["kind"] == "local"
     assert result.panel["settings"]["train_end"] < start.strftime("%Y-%m-%d")
 

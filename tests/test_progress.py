@@ -61,7 +61,7 @@ def test_fit_into_a_log_prints_a_line_per_member(cli, tmp_path):
         assert re.fullmatch(rf"lstm {k}/3: [1-3]/3 epochs( \(early stopping\))?, best val loss \S+, \d+\.\d s", line)
 
 
-def test_folder_runs_name_the_ticker(cli, tmp_path):
+def test_folder_runs_show_loading_global_epochs_and_tickers(cli, tmp_path):
     folder = tmp_path / "prices"
     folder.mkdir()
     make_prices(150, seed=1).to_csv(folder / "AAA.csv")
@@ -70,7 +70,9 @@ def test_folder_runs_name_the_ticker(cli, tmp_path):
         "--epochs", "2", "--test-start", "2020-06-01", *TINY_ARGS,
     )  # fmt: skip
     assert code == 0, err
-    assert re.fullmatch(r"AAA gru 1/1: [12]/2 epochs.*, best val loss \S+, \d+\.\d s", err.strip())
+    lines = err.strip().splitlines()
+    assert lines[0] == "files loaded: 1/1" and lines[2:] == ["gru (global) fitted", "tickers evaluated: 1/1"], err
+    assert re.fullmatch(r"global gru 1/1: [12]/2 epochs.*, best val loss \S+, \d+\.\d s", lines[1])
 
 
 def test_backtest_folds_into_a_log_are_plain_lines(capsys):

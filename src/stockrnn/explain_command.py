@@ -29,7 +29,7 @@ def explain_command(model_dir, source, day, member, out, allow_gaps) -> None:
     write its gates at every step (gates.csv), which inputs and days its forecast rests on
     (attributions.csv: integrated gradients against the window of training means), explain.png,
     explain_section.html (for report.html) and report.html; print a plain-language reading."""
-    from .cli import command_line
+    from .cli_common import command_line
     from .data import load_prices
     from .errors import ConfigError
     from .explain import explain

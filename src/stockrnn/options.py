@@ -17,6 +17,7 @@ DATA_HELP = "A CSV or Parquet file, a folder of them (one ticker per file), sp50
 ONE_SOURCE_HELP = "A CSV or Parquet file, sp500, nasdaq or yahoo:TICKER."
 MAX_SEED = 2**32 - 1  # NumPy's seeds; ensemble member i is seeded with seed + i, which torch takes too
 WINDOW_MODES = ("expanding", "rolling")  # backtest.WINDOW_MODES, without importing torch for --help
+DEFAULT_THREADS = 1  # runners.DEFAULT_THREADS (bench/results/threads.md), without importing torch
 
 
 def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -126,6 +127,45 @@ def network_options(command: Callable) -> Callable:
             show_default=True,
             callback=_device,
             help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def skip_bad_option(command: Callable) -> Callable:
+    return click.option(
+        "--skip-bad",
+        is_flag=True,
+        help="With a folder: skip a file that cannot be read (listed with its reason) instead of stopping.",
+    )(command)
+
+
+def runner_options(command: Callable) -> Callable:
+    """How the units of a panel run (one per ticker) are run; the results do not depend on it."""
+    options = [
+        click.option(
+            "--jobs",
+            type=click.IntRange(min=0),
+            default=1,
+            show_default=True,
+            help="Units run at once (tickers of a folder run); 0: one per core.",
+        ),
+        click.option(
+            "--engine",
+            type=click.Choice(("local", "ray")),
+            default="local",
+            show_default=True,
+            help="local: processes on this machine; ray: Ray tasks (the `stockrnn[ray]` extra).",
+        ),
+        click.option("--address", help="HOST:PORT of a Ray cluster to join (with --engine ray; default: a local Ray)."),
+        click.option(
+            "--threads",
+            type=click.IntRange(min=1),
+            default=DEFAULT_THREADS,
+            show_default=True,
+            help="torch threads per unit and for the global fits (bench/results/threads.md: 1 is as fast).",
         ),
     ]
     for option in reversed(options):

@@ -9,7 +9,7 @@ history for the split are moved to `Panel.skipped` with the reason, and the othe
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -90,13 +90,15 @@ def load_panel(
     source: str | Path | Sequence[str | Path] | Mapping[str, pd.DataFrame] | pd.DataFrame,
     skip_bad: bool = False,
     allow_gaps: bool | None = None,
+    on_load: Callable[[int, int], None] | None = None,
 ) -> Panel:
     """Load a panel from a folder of CSV/Parquet files, a list of paths, a dict ticker -> DataFrame, or
     one long DataFrame with a `ticker` (or `symbol`/`name`) column.
 
     A file that cannot be read raises `DataError` naming it, unless `skip_bad` (then it is skipped
     with the reason). Validation failures are always skipped with their reason. `allow_gaps` as in
-    `load_prices` (None: its per-source default, strict for files, lenient for DataFrames)."""
+    `load_prices` (None: its per-source default, strict for files, lenient for DataFrames).
+    `on_load(done, total)` is called after each source (progress of a large folder)."""
     if isinstance(source, pd.DataFrame):
         items, label = _split_long(source), "<DataFrame>"
     elif isinstance(source, Mapping):
@@ -112,7 +114,9 @@ def load_panel(
             raise DataError("load_panel: the list of files is empty")
     kept: dict[str, Prices] = {}
     skipped: list[dict] = []
-    for ticker, item in items:
+    for done, (ticker, item) in enumerate(items, start=1):
+        if on_load is not None:
+            on_load(done - 1, len(items))
         try:
             prices = _load_one(ticker, item, allow_gaps)
         except DataError as exc:
@@ -129,6 +133,8 @@ def load_panel(
             raise DataError(f"{label}: ticker {prices.name} is in both {first} and {prices.source}")
         else:
             kept[prices.name] = prices
+    if on_load is not None:
+        on_load(len(items), len(items))
     if not kept:
         reasons = "; ".join(f"{s['ticker']}: {s['reason']}" for s in skipped[:3])
         raise DataError(f"{label}: no usable ticker ({reasons})")

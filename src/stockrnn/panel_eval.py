@@ -21,6 +21,8 @@ from .evaluate import DEFAULT_COST_BPS, DEFAULT_TEST_ROWS, Evaluation, evaluate
 from .forecaster import make_forecaster, versions
 from .panel import Panel
 from .panel_metrics import MIN_TICKERS_PER_DAY, panel_scores, rank_ic, summary_table
+from .runners import RunInterrupted, Runner, SequentialRunner, Unit
+from .training import EpochCallback
 
 GLOBAL_MODELS = ("lstm", "gru", "ridge")
 LOCAL_MODELS = ("lstm_local", "gru_local", "ridge_local")
@@ -121,6 +123,8 @@ def evaluate_panel(
     on_progress: Progress | None = None,
     global_factory: Callable | None = None,
     cost_bps: float = DEFAULT_COST_BPS,
+    runner: Runner | None = None,
+    on_epoch: Callable[[str, ModelConfig], EpochCallback | None] | None = None,
     **overrides,
 ) -> PanelEvaluation:
     """Fit the global models once on the training rows of every ticker, then `evaluate` each ticker
@@ -132,7 +136,11 @@ def evaluate_panel(
     else global models start from `global_models.global_config` and local ones from `model_config`,
     then `preset`, then `overrides` (target, window, epochs, ...). `global_factory(name, config)`
     makes a global model (default: `global_models.make_global`). `on_progress(unit, done, total)`
-    is called after each global fit and each ticker."""
+    is called after each global fit (unit "<name> (global)") and each ticker (unit "tickers": a
+    runner may finish them in any order); `on_epoch(name, config)` gives a global network's epoch
+    callback. Each ticker is one unit of `runner` (default: sequential in this process), seeded from
+    the run seed and the ticker, so the results do not depend on the engine or the jobs; after
+    Ctrl-C the finished tickers are kept and `panel["settings"]["interrupted"]` is true."""
     names = panel_models(models)
     configs = {n: (configs or {}).get(n) or _config(n, preset, overrides) for n in names}
     if global_factory is None and any(n in GLOBAL_MODELS for n in names):
@@ -149,30 +157,24 @@ def evaluate_panel(
     if not usable:
         raise ConfigError(f"{panel.source}: no ticker has {need} rows before the test start {start:%Y-%m-%d}")
     train_end = start - pd.Timedelta(days=1)
-    total = len(usable) + sum(n in GLOBAL_MODELS for n in names)
-    done, failed, fitted = 0, [], {}
-    for name in (n for n in names if n in GLOBAL_MODELS):
+    n_global = sum(n in GLOBAL_MODELS for n in names)
+    total = len(usable) + n_global
+    failed, fitted = [], {}
+    for done, name in enumerate((n for n in names if n in GLOBAL_MODELS), start=1):
+        callback = None if on_epoch is None else on_epoch(name, configs[name])
         try:
-            fitted[name] = global_factory(name, configs[name]).fit_panel(usable, train_start, train_end)
+            fitted[name] = global_factory(name, configs[name]).fit_panel(usable, train_start, train_end, callback)
         except StockrnnError as exc:
             failed.append({"unit": f"{name} (global fit)", "error": str(exc)})
-        done += 1
         if on_progress is not None:
             on_progress(f"{name} (global)", done, total)
 
-    evaluations = {}
-    for ticker, prices in usable.items():
-        members = [_member(n, configs[n], fitted, train_end) for n in names if n not in GLOBAL_MODELS or n in fitted]
-        try:
-            evaluations[ticker] = evaluate(
-                prices, members, test_start=start, test_end=test_end, train_start=train_start,
-                settings={"ticker": ticker, "panel": usable.source}, cost_bps=cost_bps,
-            )  # fmt: skip
-        except StockrnnError as exc:
-            failed.append({"unit": ticker, "error": str(exc)})
-        done += 1
-        if on_progress is not None:
-            on_progress(ticker, done, total)
+    shared = dict(
+        panel=usable, names=names, configs=configs, fitted=fitted, train_end=train_end,
+        spans=dict(test_start=start, test_end=test_end, train_start=train_start, cost_bps=cost_bps),
+    )  # fmt: skip
+    evaluations, errors, interrupted = _run_tickers(runner, shared, list(usable), on_progress, n_global, total)
+    failed += errors
 
     scored = [n for n in names if n not in GLOBAL_MODELS or n in fitted]
     summary = summary_table({t: e.metrics for t, e in evaluations.items()})
@@ -191,6 +193,7 @@ def evaluate_panel(
         "horizon": horizon,
         "cost_bps": cost_bps,
         "preset": preset,
+        "interrupted": interrupted,
         "rank_ic": {
             "definition": IC_NOTE,
             "min_tickers_per_day": MIN_TICKERS_PER_DAY,
@@ -207,6 +210,49 @@ def evaluate_panel(
         "versions": versions(),
     }
     return PanelEvaluation(evaluations, summary, content, ic)
+
+
+def evaluate_ticker(shared: dict, ticker: str) -> Evaluation:
+    """One ticker of a panel run (a runner unit): the global members, fresh local models and
+    persistence, scored by `evaluate` on the shared date split."""
+    names, configs, fitted = shared["names"], shared["configs"], shared["fitted"]
+    members = [
+        _member(n, configs[n], fitted, shared["train_end"]) for n in names if n not in GLOBAL_MODELS or n in fitted
+    ]
+    panel = shared["panel"]
+    settings = {"ticker": ticker, "panel": panel.source}
+    return evaluate(panel[ticker], members, settings=settings, **shared["spans"])
+
+
+def _run_tickers(
+    runner: Runner | None, shared: dict, tickers: list[str], on_progress: Progress | None, before: int, total: int
+) -> tuple[dict[str, Evaluation], list[dict], bool]:
+    """Every ticker as a unit of `runner`: (evaluations in ticker order, failures, interrupted)."""
+
+    def progress(done: int, failed: int, count: int) -> None:
+        if on_progress is not None and done > 0:
+            on_progress("tickers", before + done, total)
+
+    runner = runner if runner is not None else SequentialRunner()
+    units = [Unit(ticker, evaluate_ticker, (ticker,)) for ticker in tickers]
+    interrupted = False
+    try:
+        outcomes = runner.run(units, shared, progress)
+    except RunInterrupted as exc:
+        outcomes, interrupted = exc.outcomes, True
+    evaluations = {t: outcomes[t].value for t in tickers if t in outcomes and outcomes[t].ok}
+    failed = [
+        {"unit": t, "error": _error(outcomes[t].error, outcomes[t].error_type)}
+        for t in tickers
+        if t in outcomes and not outcomes[t].ok
+    ]
+    return evaluations, failed, interrupted
+
+
+def _error(message: str | None, error_type: str | None) -> str:
+    """A failure's message; a bug (not one of our errors) keeps its type, as `main` prints it."""
+    ours = {"StockrnnError", "DataError", "ConfigError", "TrainingError"}
+    return str(message) if error_type in ours else f"{error_type}: {message}"
 
 
 def step_one(evaluations: Mapping[str, Evaluation], panel: Panel, target: str) -> pd.DataFrame:
@@ -249,7 +295,9 @@ def _model_settings(name: str, config: ModelConfig, fitted_model) -> dict:
     kind = "global" if name in GLOBAL_MODELS else "local" if name in LOCAL_MODELS else "baseline"
     entry = {"kind": kind, "config": config.to_dict()}
     if fitted_model is not None:
-        entry["fit_skipped"] = list(getattr(fitted_model, "fitted_", {}).get("skipped", []))
+        fitted = getattr(fitted_model, "fitted_", {})
+        entry["fit_skipped"] = list(fitted.get("skipped", []))
+        entry["windows"] = fitted.get("windows")
     return entry
 
 

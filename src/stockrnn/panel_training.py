@@ -9,6 +9,7 @@ epoch of fresh samples lets early stopping on the validation tail look in often.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
@@ -55,6 +56,7 @@ def train_sampled(
     per_epoch = min(epoch_windows, len(fit_items))
     losses: list[float] = []
     best_loss, best_state, stale = math.inf, None, 0
+    started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         net.train()
         order = fit_items[torch.randperm(len(fit_items), generator=generator)[:per_epoch]]
@@ -90,7 +92,8 @@ def train_sampled(
                 stale += 1
         last = epoch == config.epochs or stale >= config.patience
         if on_epoch is not None:
-            on_epoch(EpochInfo(member, epoch, epoch_loss, val_loss, last or interrupt.requested()))
+            seconds = time.perf_counter() - started  # the progress line's time of this member
+            on_epoch(EpochInfo(member, epoch, epoch_loss, val_loss, last or interrupt.requested(), seconds))
         if last or interrupt.requested():
             break
     if best_state is not None:

@@ -143,3 +143,58 @@ class FoldProgress:
     def stop(self) -> None:
         if self.shown:
             self.bars.stop()
+
+
+class PanelProgress(TrainingProgress):
+    """A panel run: files loaded, each global network's epochs (loss, val loss, time left), then
+    tickers evaluated (done of all, time left). Plain lines off a terminal, as TrainingProgress."""
+
+    def __init__(self, quiet: bool) -> None:
+        super().__init__(quiet)
+        self.bars = Progress(
+            TextColumn("{task.description:<18}"),
+            BarColumn(),
+            TextColumn("{task.fields[status]}"),
+            TextColumn("{task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=self.bars.console,
+            disable=quiet or self.plain,
+        )
+        self.tasks: dict[str, int] = {}
+        self.fits = 0
+
+    def count(self, label: str, done: int, total: int) -> None:
+        """A counting bar ("files loaded", "tickers evaluated"); plain: a line when it completes and
+        at most one a minute before."""
+        if label not in self.tasks:
+            self.tasks[label] = self.bars.add_task(label, total=total, status="", loss="")
+        self.bars.update(self.tasks[label], completed=done, total=total, status=f"{done}/{total}")
+        if self.plain and label != "folds" and (done == total or self.clock() - self.last_line >= PLAIN_EVERY):
+            _plain(f"{label}: {done}/{total}")
+            self.last_line = self.clock()
+
+    def loaded(self, done: int, total: int) -> None:
+        self.count("files loaded", done, total)
+
+    def epochs(self, name: str, config: ModelConfig) -> Callable[[EpochInfo], None] | None:
+        """`on_epoch` of evaluate_panel: the global networks' bars (the pooled ridge has no epochs)."""
+        return self.callback(f"global {name}", config) if name in ("lstm", "gru") else None
+
+    def fold(self, done: int, total: int, fold: dict) -> None:
+        """`on_fold` of backtest_panel: a folds bar, a plain line per fold; the next fold fits again."""
+        self.fits = 0
+        if self.plain:
+            _plain(f"fold {done}/{total} ({fold['test_start']} .. {fold['test_end']}) done")
+            self.last_line = self.clock()
+        self.count("folds", done, total)
+
+    def unit(self, unit: str, done: int, total: int) -> None:
+        """`on_progress` of evaluate_panel: each global fit ("<name> (global)"), then the tickers."""
+        if unit != "tickers":
+            self.fits += 1
+            if self.plain:
+                _plain(f"{unit} fitted")
+            return
+        self.count("tickers evaluated", done - self.fits, total - self.fits)

@@ -1,0 +1,62 @@
+"""What the command modules share: configs from the options, the command line for the report,
+date options and the one-file check. Light: no torch, scikit-learn or pandas at import."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .config import model_config
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .data import Prices
+
+
+def make_config(name: str, preset: str | None, target: str, options: dict):
+    """A model's config from the defaults, `--preset` or `--preset-file` (not both), then the
+    explicit options; `options` may hold `preset_file`, which is taken out of it."""
+    from .presets import apply_preset_file
+
+    preset_file = options.get("preset_file")
+    values = {k: v for k, v in options.items() if k != "preset_file"}
+    if preset_file is None:
+        return model_config(name, preset, target=target, **values)
+    if preset is not None:
+        raise ConfigError("give --preset or --preset-file, not both")
+    return apply_preset_file(preset_file, name, target=target, **values)
+
+
+def command_line() -> str:
+    """The command that made this run, for report.html."""
+    context = click.get_current_context(silent=True)
+    argv = (context.find_root().obj or {}).get("argv") if context is not None else None
+    return shlex.join(["stockrnn", *(sys.argv[1:] if argv is None else argv)])
+
+
+def load_one(source: str, allow_gaps: bool, command: str = "fit and predict take") -> Prices:
+    from .data import load_prices
+
+    if Path(str(source)).is_dir():
+        raise ConfigError(f"{source}: is a folder; {command} one price file (evaluate runs folders)")
+    return load_prices(source, allow_gaps=allow_gaps)
+
+
+def day(value: str | None, option: str) -> pd.Timestamp | None:
+    """A date option: YYYY-MM-DD only ('05/03/2018' could be 5 March or 3 May)."""
+    from .windows import parse_day
+
+    return None if value is None else parse_day(value, option)
+
+
+def single_source_runner(runner: dict) -> None:
+    """A single file is one unit: the runner options do nothing there, but a wrong combination is
+    still an error (as on a folder) rather than silently ignored."""
+    if runner["address"] is not None and runner["engine"] != "ray":
+        raise ConfigError("--address joins a Ray cluster: it needs --engine ray")

@@ -1,0 +1,182 @@
+"""Walk-forward backtest of a panel: at each refit date the global models are fitted afresh on every
+ticker's rows before it (and the local models per ticker), each ticker is forecast until the next
+refit date, and every ticker's out-of-sample forecasts are scored together, then the panel scores.
+
+Each fold is one `evaluate_panel` run on that fold's test span (so the same no-look-ahead split and
+the same runner units); the refit dates follow `backtest.refit_positions` on the union of the
+panel's dates. Expanding training windows only (every row before the refit date)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from functools import reduce
+
+import pandas as pd
+
+from . import interrupt
+from .backtest import FOLD_KEYS, refit_positions
+from .config import ModelConfig
+from .errors import ConfigError
+from .evaluate import BANDS, DEFAULT_COST_BPS, Evaluation
+from .forecaster import make_forecaster
+from .panel import Panel
+from .panel_eval import (
+    GLOBAL_MODELS,
+    GlobalMember,
+    PanelEvaluation,
+    Progress,
+    _config,
+    _day,
+    default_test_start,
+    evaluate_panel,
+    panel_models,
+    step_one,
+)
+from .panel_metrics import panel_scores, rank_ic, summary_table
+from .scoring import model_settings, run_metrics
+
+FoldCallback = Callable[[int, int, dict], None]  # (folds done, folds, the fold just done)
+
+
+def backtest_panel(
+    panel: Panel,
+    models: str | Sequence[str] | None = None,
+    test_start: str | pd.Timestamp | None = None,
+    test_end: str | pd.Timestamp | None = None,
+    refit_every: int = 63,
+    train_start: str | pd.Timestamp | None = None,
+    configs: Mapping[str, ModelConfig] | None = None,
+    preset: str | None = None,
+    cost_bps: float = DEFAULT_COST_BPS,
+    runner=None,
+    on_fold: FoldCallback | None = None,
+    on_progress: Progress | None = None,
+    on_epoch=None,
+    **overrides,
+) -> PanelEvaluation:
+    """Refit and forecast fold by fold, then score each ticker over all its folds (its metrics.json
+    gets `folds`) and the panel over the combined scores; panel.json gets `folds`. A ticker or
+    global fit that fails in a fold is listed in `failed` as "<unit> (fold k)"; a ticker scored
+    in no fold is listed in `skipped` with its first reason. A first Ctrl-C ends after the fold."""
+    names = panel_models(models)
+    configs = {n: (configs or {}).get(n) or _config(n, preset, overrides) for n in names}
+    dates = reduce(pd.Index.union, (p.index for p in panel.values()))
+    start = _day(test_start, "test start") if test_start is not None else default_test_start(panel)
+    first = int(dates.searchsorted(start))
+    last = len(dates) - 1 if test_end is None else int(dates.searchsorted(_day(test_end, "test end"), "right")) - 1
+    if first >= len(dates) or last < first:
+        raise ConfigError(f"{panel.source}: no date of the panel in the test span from {start:%Y-%m-%d}")
+    starts = refit_positions(first, last, refit_every)
+    runs, folds = [], []
+    for i, begin in enumerate(starts):
+        end = starts[i + 1] - 1 if i + 1 < len(starts) else last
+        result = evaluate_panel(
+            panel, names, dates[begin], dates[end], train_start, configs, preset, on_progress, cost_bps=cost_bps,
+            runner=runner, on_epoch=on_epoch,
+        )  # fmt: skip
+        fold = {
+            "fold": i + 1,
+            "train_end": result.panel["settings"]["train_end"],
+            "test_start": f"{dates[begin]:%Y-%m-%d}",
+            "test_end": f"{dates[end]:%Y-%m-%d}",
+            "tickers_evaluated": len(result.evaluations),
+            "models": {n: m["median_skill"] for n, m in result.panel["models"].items()},  # median skill
+        }
+        runs.append(result)
+        folds.append(fold)
+        if on_fold is not None:
+            on_fold(i + 1, len(starts), fold)
+        if interrupt.requested():
+            break
+    return _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_bps)
+
+
+def _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_bps) -> PanelEvaluation:
+    """The folds' per-ticker evaluations joined and scored per ticker, then the panel scores."""
+    target = configs[names[0]].target
+    evaluations = {}
+    for ticker in panel:
+        pairs = zip(folds, runs, strict=True)
+        parts = [(f["fold"], r.evaluations[ticker]) for f, r in pairs if ticker in r.evaluations]
+        if parts:
+            evaluations[ticker] = _ticker(panel[ticker], parts, configs, refit_every, train_start, cost_bps, panel)
+    failed = [
+        {"unit": f"{entry['unit']} (fold {f['fold']})", "error": entry["error"]}
+        for f, r in zip(folds, runs, strict=True)
+        for entry in r.failed
+    ]
+    skipped, seen = [], set()
+    for r in runs:
+        for entry in r.panel["skipped"]:
+            if entry["ticker"] not in evaluations and entry["ticker"] not in seen:
+                skipped.append(entry)
+                seen.add(entry["ticker"])
+    scored = sorted({n for e in evaluations.values() for n in e.models}, key=names.index)
+    summary = summary_table({t: e.metrics for t, e in evaluations.items()})
+    forecasts = step_one(evaluations, panel, target)
+    ic = rank_ic(forecasts, scored)
+    settings = copy.deepcopy(runs[-1].panel["settings"])
+    settings.update(
+        tickers_evaluated=len(evaluations),
+        test_start=folds[0]["test_start"],
+        test_end=folds[-1]["test_end"],
+        train_end=folds[0]["train_end"],
+        refit_every=refit_every,
+        window_mode="expanding",
+        interrupted=interrupt.requested(),
+    )
+    settings["rank_ic"].update(days=len(ic), days_left_out=forecasts["date"].nunique() - len(ic))
+    content = {
+        "models": panel_scores(summary, ic),
+        "skipped": skipped,
+        "failed": failed,
+        "folds": folds,
+        "settings": settings,
+        "versions": runs[-1].panel["versions"],
+    }
+    return PanelEvaluation(evaluations, summary, content, ic)
+
+
+def _ticker(prices, parts, configs, refit_every, train_start, cost_bps, panel) -> Evaluation:
+    """One ticker's folds as one evaluation: predictions with a `fold` column, scored together."""
+    names = [n for n in parts[0][1].models if all(n in e.models for _, e in parts)]
+    columns = ["origin", "date", "step", "actual", *names, *(f"{n}_{b}" for n in names for b in BANDS)]
+    predictions = pd.concat(
+        [e.predictions[[c for c in columns if c in e.predictions]].assign(fold=k) for k, e in parts], ignore_index=True
+    )
+    predictions.insert(3, "fold", predictions.pop("fold"))
+    index = prices.index
+    first = int(index.searchsorted(pd.Timestamp(parts[0][1].metrics["settings"]["test_start"])))
+    last = int(index.searchsorted(pd.Timestamp(parts[-1][1].metrics["settings"]["test_end"]), "right")) - 1
+    train_end = parts[0][1].metrics["settings"]["train_end"]
+    models = [_stand_in(n, configs[n], train_end) for n in names]
+    rows = len(prices.frame.loc[train_start:train_end])
+    run = {"refit_every": refit_every, "window_mode": "expanding", "train_start": f"{index[0]:%Y-%m-%d}"}
+    if train_start is not None:
+        run["train_start"] = f"{prices.frame.loc[train_start:].index[0]:%Y-%m-%d}"
+    entries = {m.name: model_settings(m) for m in models}
+    settings = {"ticker": prices.name, "panel": panel.source}
+    metrics = run_metrics(prices, predictions, models, first, last, run, entries, rows, cost_bps, settings)
+    folds = [
+        {
+            "fold": k,
+            "test_start": e.metrics["settings"]["test_start"],
+            "test_end": e.metrics["settings"]["test_end"],
+            "models": {n: {key: e.metrics["models"][n].get(key) for key in FOLD_KEYS} for n in names},
+        }
+        for k, e in parts
+    ]
+    metrics = {"models": metrics.pop("models"), "folds": folds, **metrics, "interrupted": interrupt.requested()}
+    return Evaluation(predictions, metrics, names)
+
+
+def _stand_in(name: str, config: ModelConfig, train_end: str):
+    """An unfitted model of this name and config, for the settings and warnings of metrics.json."""
+    if name in GLOBAL_MODELS:
+        from .global_models import make_global
+
+        return GlobalMember(make_global(name, config), pd.Timestamp(train_end))
+    model = make_forecaster(name.removesuffix("_local"), config)
+    model.name = name
+    return model

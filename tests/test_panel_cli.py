@@ -1,0 +1,227 @@
+"""The CLI on a folder of tickers: `evaluate` (a panel run, exit 2 / --skip-bad / exit 4), the
+runner options (same numbers whatever the engine and jobs), `fit` of a global model and `predict`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stockrnn.errors import TrainingError
+from stockrnn.panel import load_panel
+from stockrnn.panel_eval import evaluate_panel
+from stockrnn.runners import SequentialRunner, make_runner
+
+from conftest import TINY, make_prices
+
+TICKERS = ("AAA", "BBB", "CCC", "DDD")
+TEST_START = f"{pd.bdate_range('2020-01-01', periods=300)[200]:%Y-%m-%d}"
+TINY_ARGS = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+MODELS = "ridge,ridge_local,lstm_local,persistence"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "panel"
+    folder.mkdir()
+    for i, ticker in enumerate(TICKERS):
+        make_prices(300, seed=10 + i).to_csv(folder / f"{ticker}.csv")
+    return folder
+
+
+def evaluate(cli, folder: Path, out: Path, *extra):
+    return cli("evaluate", "--data", folder, "--test-start", TEST_START, "--models", MODELS, "--out", out,
+               "--quiet", "--no-report", *TINY_ARGS, *extra)  # fmt: skip
+
+
+def test_evaluate_on_a_folder_writes_and_prints_the_panel(cli, folder, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, err = evaluate(cli, folder, out)
+    assert code == 0, err
+    assert {*TICKERS, "summary.csv", "panel.json", "rank_ic.csv"} <= {p.name for p in out.iterdir()}
+    assert {"metrics.json", "predictions.csv", "forecast.png"} <= {p.name for p in (out / "CCC").iterdir()}
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(set(summary["ticker"])) == list(TICKERS)
+    assert list(summary.loc[summary["ticker"] == "AAA", "model"]) == MODELS.split(",")
+    panel = json.loads((out / "panel.json").read_text())
+    assert set(panel["models"]) == set(MODELS.split(",")) and panel["failed"] == [] and panel["skipped"] == []
+    assert panel["settings"]["runner"] == {"engine": "local", "jobs": 1, "threads": 1}
+    assert panel["settings"]["models"]["ridge"]["windows"] > 0
+    assert "beats pers." in stdout and "lstm_local" in stdout and "4 tickers evaluated" in stdout
+
+
+def test_a_bad_file_stops_the_folder_naming_it(cli, folder, tmp_path):
+    (folder / "BAD.csv").write_text("Date,Open,High,Low,Close,Volume\n2020-01-01,1,2,x,1,5\n")
+    out = tmp_path / "out"
+    code, _, err = evaluate(cli, folder, out)
+    assert code == 2 and str(folder / "BAD.csv") in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_skip_bad_lists_the_file_in_panel_json_and_the_output(cli, folder, tmp_path):
+    (folder / "BAD.csv").write_text("Date,Open,High,Low,Close,Volume\n2020-01-01,1,2,x,1,5\n")
+    out = tmp_path / "out"
+    code, stdout, err = evaluate(cli, folder, out, "--skip-bad")
+    assert code == 0, err
+    skipped = json.loads((out / "panel.json").read_text())["skipped"]
+    assert [s["ticker"] for s in skipped] == ["BAD"] and "BAD.csv" in skipped[0]["reason"]
+    assert "skipped BAD:" in stdout
+
+
+def test_a_failing_ticker_exits_4_and_keeps_the_others(cli, folder, tmp_path, monkeypatch):
+    import stockrnn.panel_eval
+
+    real = stockrnn.panel_eval.evaluate
+
+    def evaluate_or_fail(prices, *args, **kwargs):
+        if prices.name == "CCC":
+            raise TrainingError("the lstm_local model gave a non-finite loss at epoch 2")
+        return real(prices, *args, **kwargs)
+
+    monkeypatch.setattr(stockrnn.panel_eval, "evaluate", evaluate_or_fail)
+    out = tmp_path / "out"
+    code, stdout, err = evaluate(cli, folder, out)
+    assert code == 4, err
+    panel = json.loads((out / "panel.json").read_text())
+    assert panel["failed"] == [{"unit": "CCC", "error": "the lstm_local model gave a non-finite loss at epoch 2"}]
+    assert sorted(set(pd.read_csv(out / "summary.csv")["ticker"])) == ["AAA", "BBB", "DDD"]
+    assert (out / "DDD" / "metrics.json").exists() and not (out / "CCC").exists()
+    assert "failed CCC" in stdout
+
+
+def test_two_jobs_give_the_same_summary_as_one(cli, folder, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert evaluate(cli, folder, one)[0] == 0
+    code, _, err = evaluate(cli, folder, two, "--jobs", "2")
+    assert code == 0, err
+    assert (two / "summary.csv").read_text() == (one / "summary.csv").read_text()
+    assert (two / "rank_ic.csv").read_text() == (one / "rank_ic.csv").read_text()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed: pip install 'stockrnn[ray]'")
+def test_evaluate_panel_on_ray_is_the_same_as_sequential(folder, monkeypatch):
+    """(The local engine: test_two_jobs_give_the_same_summary_as_one.)"""
+    # Ray's workers import stockrnn from PYTHONPATH: this checkout's source, as an absolute path.
+    paths = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+    panel = load_panel(folder)
+    options = dict(models=MODELS, test_start=TEST_START, **TINY)
+    alone = evaluate_panel(panel, runner=SequentialRunner(), **options)
+    with make_runner("ray", jobs=2) as runner:
+        spread = evaluate_panel(panel, runner=runner, **options)
+    pd.testing.assert_frame_equal(spread.summary, alone.summary, check_exact=True)
+    pd.testing.assert_frame_equal(spread.rank_ic, alone.rank_ic, check_exact=True)
+    import ray
+
+    assert not ray.is_initialized()  # the embedded Ray (loopback only) stopped with the runner
+
+
+def test_address_needs_the_ray_engine(cli, folder, tmp_path):
+    code, _, err = evaluate(cli, folder, tmp_path / "out", "--address", "127.0.0.1:6379")
+    assert code == 2 and err.strip() == "stockrnn: error: --address joins a Ray cluster: it needs --engine ray"
+    code, _, err = cli("evaluate", "--data", folder / "AAA.csv", "--models", "persistence", "--address", "h:1")
+    assert code == 2 and err.strip() == "stockrnn: error: --address joins a Ray cluster: it needs --engine ray"
+
+
+def test_fit_on_a_folder_then_predict_a_folder_and_a_file(cli, folder, tmp_path):
+    model = tmp_path / "model"
+    code, stdout, err = cli("fit", "--data", folder, "--model", "ridge", "--window", "5", "--save", model, "--quiet")
+    assert code == 0, err
+    assert json.loads((model / "model.json").read_text())["model"] == "global_ridge"
+    assert "global ridge fitted on 4 tickers" in stdout and "DDD" in stdout
+
+    table = tmp_path / "forecast.csv"
+    code, stdout, err = cli("predict", model, "--data", folder, "--out", table)
+    assert code == 0, err
+    forecast = pd.read_csv(table)
+    assert list(forecast.columns) == ["date", "ticker", "forecast", "lo80", "hi80", "lo95", "hi95"]
+    assert list(forecast["ticker"]) == list(TICKERS)
+    assert (forecast["lo95"] <= forecast["forecast"]).all() and (forecast["forecast"] <= forecast["hi95"]).all()
+
+    new = tmp_path / "NEW.csv"  # a ticker the model never saw
+    make_prices(120, seed=99).to_csv(new)
+    code, stdout, err = cli("predict", model, "--data", new)
+    assert code == 0, err
+    assert "global ridge forecast of high" in stdout and "NEW" in stdout
+
+    code, _, err = cli("predict", model, "--data", folder, "--out", tmp_path / "dir")
+    assert code == 0, err
+    assert pd.read_csv(tmp_path / "dir" / "forecast.csv").equals(forecast)
+
+
+def test_a_single_ticker_model_refuses_a_folder(cli, folder, tmp_path):
+    model = tmp_path / "model"
+    code, _, err = cli("fit", "--data", folder / "AAA.csv", "--model", "ridge", "--window", "5", "--save", model)
+    assert code == 0, err
+    code, _, err = cli("predict", model, "--data", folder)
+    assert code == 2 and "single-ticker model" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("fit", "--data", folder, "--model", "persistence", "--save", tmp_path / "p")
+    assert code == 2 and "a folder fits a global lstm, gru, ridge" in err
+
+
+def test_backtest_on_a_folder_refits_at_each_date_and_scores_all_folds(cli, folder, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, err = cli("backtest", "--data", folder, "--test-start", TEST_START, "--refit-every", "40", "--models",
+                            "ridge,ridge_local", "--out", out, "--quiet", "--no-report", *TINY_ARGS)  # fmt: skip
+    assert code == 0, err
+    panel = json.loads((out / "panel.json").read_text())
+    folds = panel["folds"]
+    assert [f["fold"] for f in folds] == [1, 2, 3] and folds[0]["test_start"] == TEST_START
+    assert all(f["train_end"] < f["test_start"] for f in folds) and folds[1]["train_end"] > folds[0]["train_end"]
+    metrics = json.loads((out / "BBB" / "metrics.json").read_text())
+    assert [f["fold"] for f in metrics["folds"]] == [1, 2, 3]
+    assert metrics["models"]["ridge"]["n"] == 100  # every test day of the three folds, scored together
+    assert sum(f["models"]["ridge"]["n"] for f in metrics["folds"]) == 100
+    summary = pd.read_csv(out / "summary.csv").set_index(["ticker", "model"])
+    assert summary.loc[("BBB", "ridge"), "rmse"] == pytest.approx(metrics["models"]["ridge"]["rmse"], rel=1e-5)
+    assert "3 folds" in stdout
+
+
+def test_panel_configs_global_defaults_preset_file_then_options(tmp_path):
+    from stockrnn.config import ModelConfig
+    from stockrnn.global_models import GLOBAL_DEFAULTS
+    from stockrnn.panel_command import panel_config
+
+    options = {"window": None, "units": 5, "dropout": 0.0, "seed": 0, "horizon": 1, "preset_file": None}
+    config = panel_config("lstm", None, "close", dict(options))
+    assert (config.window, config.units, config.batch_size) == (GLOBAL_DEFAULTS["window"], 5, 512)
+    local = panel_config("ridge_local", None, "close", dict(options))  # the single-ticker defaults
+    assert config.target == "close" and (local.window, local.batch_size) == (ModelConfig().window, 64)
+    preset = tmp_path / "best.json"
+    preset.write_text(json.dumps({"window": 7, "units": 3, "dropout": 0.2}))
+    config = panel_config("gru", None, "high", {**options, "preset_file": str(preset)})
+    assert (config.window, config.units, config.dropout, config.batch_size) == (7, 5, 0.0, 512)
+
+
+def test_ctrl_c_during_the_tickers_keeps_the_finished_ones(cli, folder, tmp_path, monkeypatch):
+    import stockrnn.panel_eval
+
+    real = stockrnn.panel_eval.evaluate
+
+    def interrupted_at_ccc(prices, *args, **kwargs):
+        if prices.name == "CCC":
+            raise KeyboardInterrupt  # what the second Ctrl-C raises
+        return real(prices, *args, **kwargs)
+
+    monkeypatch.setattr(stockrnn.panel_eval, "evaluate", interrupted_at_ccc)
+    out = tmp_path / "out"
+    code, stdout, err = evaluate(cli, folder, out)
+    assert code == 0, err
+    panel = json.loads((out / "panel.json").read_text())
+    assert panel["settings"]["interrupted"] is True and panel["settings"]["tickers_evaluated"] == 2
+    assert sorted(set(pd.read_csv(out / "summary.csv")["ticker"])) == ["AAA", "BBB"]
+    assert "interrupted" in stdout
+
+
+def test_global_epochs_report_their_time():
+    """The plain progress line of a global network shows its seconds (it showed 0.0 s)."""
+    from stockrnn.global_models import global_config, make_global
+
+    panel = load_panel({t: make_prices(200, seed=i) for i, t in enumerate(TICKERS)})
+    infos = []
+    make_global("lstm", global_config("lstm", **TINY)).fit_panel(panel, on_epoch=infos.append)
+    assert infos[-1].last and infos[-1].seconds > 0 and infos[-1].seconds >= infos[0].seconds
