@@ -61,7 +61,7 @@ accuracy: $(VENV)/.installed
 tune: $(VENV)/.installed
 	$(BIN)/python bench/tune.py
 
-# Sequential vs --jobs 2 vs local Ray on the 250-ticker sp500 job (needs the ray extra); about an hour.
+# Sequential vs --jobs 2 vs local Ray on the 250-ticker sp500 job (needs the ray extra); 20-40 min on 2 quiet cores.
 engines: $(VENV)/.installed-test
 	$(BIN)/python bench/engines.py
 
