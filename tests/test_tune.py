@@ -280,12 +280,21 @@ def test_cli_tune_on_a_folder_says_panel_models_are_needed(price_file, cli, tmp_
 def test_parallel_trials_in_worker_processes_equal_the_same_batches_in_this_process(price_file, tmp_path, monkeypatch):
     """Two jobs: trials asked two at a time, run, told, the next batch asked. Local workers give the
     very trials (params and values, to the last digit) that the same batches give in this process."""
-    local = search(price_file, tmp_path / "local", 3, jobs=2, engine="local")
+    local = search(price_file, tmp_path / "local", 2, jobs=2, engine="local")  # one batch: one pool
     monkeypatch.setattr(tune_module, "make_runner", lambda *args: SequentialRunner(jobs=2))
-    here = search(price_file, tmp_path / "here", 3, jobs=2)
-    assert [t["state"] for t in local.trials] == ["complete"] * 3 and local.study["finished"] == 3
+    here = search(price_file, tmp_path / "here", 2, jobs=2)
+    assert [t["state"] for t in local.trials] == ["complete"] * 2 and local.study["finished"] == 2
     assert local.trials == here.trials
     assert local.trials[0]["params"] != local.trials[1]["params"]  # asked together, yet different
+
+
+def test_the_next_batch_is_asked_after_the_last_one_is_told(price_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(tune_module, "make_runner", lambda *args: SequentialRunner(jobs=2))
+    result = search(price_file, tmp_path / "study", 3, jobs=2)
+    assert len(result.trials) == 3  # batches of 2 and 1: never more than --trials
+    trials = optuna.load_study(study_name="stockrnn", storage=journal(tmp_path / "study" / "study.log")).trials
+    assert trials[1].datetime_start < trials[0].datetime_complete  # 0 and 1 asked together
+    assert trials[2].datetime_start >= max(trials[0].datetime_complete, trials[1].datetime_complete)
 
 
 def test_a_trial_scores_the_same_in_the_sequential_runner_and_in_a_worker(price_file, tmp_path):
