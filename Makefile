@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 KERAS_VENV ?= .venv-keras
 KERAS_SPEC ?= tensorflow-cpu==2.21.0 keras==3.15.1
 
-.PHONY: demo test chromium screenshots reference accuracy tune speed bench-setup clean
+.PHONY: demo test chromium screenshots reference accuracy tune engines speed bench-setup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ accuracy: $(VENV)/.installed
 
 tune: $(VENV)/.installed
 	$(BIN)/python bench/tune.py
+
+# Sequential vs --jobs 2 vs local Ray on the 250-ticker sp500 job (needs the ray extra); 20-40 min on 2 quiet cores.
+engines: $(VENV)/.installed-test
+	$(BIN)/python bench/engines.py
 
 # Speed against Keras 3 on TensorFlow (CPU), side by side in one run.
 $(KERAS_VENV)/.installed:

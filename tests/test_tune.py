@@ -15,6 +15,7 @@ from stockrnn import interrupt
 from stockrnn import tune as tune_module
 from stockrnn.errors import ConfigError, TrainingError
 from stockrnn.presets import apply_preset_file, load_preset_file
+from stockrnn.runners import LocalRunner, RunInterrupted, SequentialRunner, Unit
 from stockrnn.training import EpochInfo
 from stockrnn.tune import journal, pruning_reporter, run_trial, run_trial_in_worker, trial_spec, tune
 
@@ -273,3 +274,121 @@ def test_cli_tune_bad_input_is_one_line(price_file, tmp_path, cli, args, message
 def test_cli_tune_on_a_folder_says_panel_models_are_needed(price_file, cli, tmp_path):
     code, stdout, err = cli("tune", "--data", price_file.parent, "--out", tmp_path / "study")
     assert code == 2 and "panel models" in err
+
+
+# -- trials through the runners ------------------------------------------------------------------
+def test_parallel_trials_in_worker_processes_equal_the_same_batches_in_this_process(price_file, tmp_path, monkeypatch):
+    """Two jobs: trials asked two at a time, run, told, the next batch asked. Local workers give the
+    very trials (params and values, to the last digit) that the same batches give in this process."""
+    local = search(price_file, tmp_path / "local", 2, jobs=2, engine="local")  # one batch: one pool
+    monkeypatch.setattr(tune_module, "make_runner", lambda *args: SequentialRunner(jobs=2))
+    here = search(price_file, tmp_path / "here", 2, jobs=2)
+    assert [t["state"] for t in local.trials] == ["complete"] * 2 and local.study["finished"] == 2
+    assert local.trials == here.trials
+    assert local.trials[0]["params"] != local.trials[1]["params"]  # asked together, yet different
+
+
+def test_the_next_batch_is_asked_after_the_last_one_is_told(price_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(tune_module, "make_runner", lambda *args: SequentialRunner(jobs=2))
+    result = search(price_file, tmp_path / "study", 3, jobs=2)
+    assert len(result.trials) == 3  # batches of 2 and 1: never more than --trials
+    trials = optuna.load_study(study_name="stockrnn", storage=journal(tmp_path / "study" / "study.log")).trials
+    assert trials[1].datetime_start < trials[0].datetime_complete  # 0 and 1 asked together
+    assert trials[2].datetime_start >= max(trials[0].datetime_complete, trials[1].datetime_complete)
+
+
+def test_a_trial_scores_the_same_in_the_sequential_runner_and_in_a_worker(price_file, tmp_path):
+    search(price_file, tmp_path / "study", 1)
+    path = str(tmp_path / "study" / "study.log")
+    study = optuna.load_study(study_name="stockrnn", storage=journal(Path(path)))
+    spec = trial_spec(str(price_file), "gru", "high", first_test_day(price_file), 60, 2, 0, "cpu", False, SPACE)
+    params = dict(window=5, units=4, layers=1, dropout=0.1, lr=3e-3, batch_size=32)
+    results = []
+    for runner in (SequentialRunner(seed=3), LocalRunner(jobs=2, seed=3)):
+        trial = study.ask(SPACE)  # a trial of its own for each run: epochs are reported once per trial
+        outcome = runner.run([Unit("trial", run_trial_in_worker, (params, spec, path, trial._trial_id))])["trial"]
+        assert outcome.ok, outcome.error
+        results.append(outcome.value)
+    assert results[0]["state"] == "complete" and results[0]["interrupted"] is False
+    assert results[1] == results[0]  # the same bits
+    reported = optuna.load_study(study_name="stockrnn", storage=journal(Path(path))).trials
+    assert reported[1].intermediate_values == reported[2].intermediate_values != {}
+
+
+class StoppedRunner:
+    """A runner whose run ends with a second Ctrl-C after its first unit finished."""
+
+    jobs = 2
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def run(self, units, shared=None, on_progress=None):
+        first = units[0]
+        outcomes = SequentialRunner().run([first])
+        raise RunInterrupted(outcomes)
+
+
+def test_a_second_ctrl_c_tells_the_finished_trials_marks_the_rest_and_resume_goes_on(price_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(tune_module, "make_runner", lambda *args: StoppedRunner())
+    with pytest.raises(RunInterrupted):
+        search(price_file, tmp_path / "study", 4, jobs=2)
+    path = tmp_path / "study" / "study.log"
+    trials = optuna.load_study(study_name="stockrnn", storage=journal(path)).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]
+    assert trials[1].user_attrs == {"interrupted": True}
+    monkeypatch.undo()
+    resumed = search(price_file, tmp_path / "study", 2, resume=True)
+    assert [t["state"] for t in resumed.trials] == ["complete", "fail", "complete"]
+
+
+def test_a_trial_with_bad_input_in_a_batch_ends_the_search_after_telling_the_others(price_file, tmp_path, monkeypatch):
+    calls = []
+
+    def bad_first(params, spec, report=None):
+        calls.append(params)
+        if len(calls) == 1:
+            raise ConfigError("P.csv: the target does not move over the validation period: nothing to tune on")
+        return run_trial(params, spec, report)
+
+    monkeypatch.setattr(tune_module, "run_trial", bad_first)
+    monkeypatch.setattr(tune_module, "make_runner", lambda *args: SequentialRunner(jobs=2))  # batches of 2, here
+    with pytest.raises(ConfigError, match="does not move"):
+        search(price_file, tmp_path / "study", 4)
+    trials = optuna.load_study(study_name="stockrnn", storage=journal(tmp_path / "study" / "study.log")).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"] and len(calls) == 2  # no retry of bad input
+    assert trials[0].user_attrs["error"].startswith("ConfigError: P.csv: the target does not move")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--address", "10.0.0.1:6379"), "--address joins a Ray cluster: it needs --engine ray"),
+        (("--jobs", "-1"), "-1 is not in the range x>=0"),
+        (("--threads", "0"), "0 is not in the range x>=1"),
+        (("--engine", "spark"), "'spark' is not one of 'local', 'ray'"),
+    ],
+)
+def test_cli_tune_bad_engine_options_are_one_line(price_file, tmp_path, cli, args, message):
+    code, stdout, err = cli("tune", "--data", price_file, "--out", tmp_path / "study", *args)
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "study").exists()
+
+
+def test_cli_tune_passes_the_engine_options_to_the_runner(price_file, tmp_path, cli, monkeypatch):
+    asked = []
+
+    def runner(*args):
+        asked.append(args)
+        return SequentialRunner(jobs=2)
+
+    monkeypatch.setattr(tune_module, "make_runner", runner)
+    out = tmp_path / "study"
+    args = ("--trials", 2, "--epochs", 1, "--jobs", 2, "--engine", "local", "--threads", 2, "--seed", 5, "-q")
+    code, stdout, err = cli("tune", "--data", price_file, "--model", "gru", "--out", out, *args)
+    assert code == 0, err
+    assert asked == [("local", 2, 2, None, 5)]  # engine, jobs, threads, address, seed
+    assert "of the study's 2 (2 complete" in stdout

@@ -14,31 +14,36 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.trial import TrialState
 
 from . import interrupt
 from .config import NETWORKS, ModelConfig
 from .data import load_prices
-from .errors import ConfigError, TrainingError
+from .errors import ConfigError, DataError, TrainingError
 from .evaluate import DEFAULT_TEST_ROWS
 from .forecaster import make_forecaster
 from .metrics import rmse
-from .presets import write_preset_file
+from .runners import DEFAULT_THREADS, Outcome, RunInterrupted, Runner, Unit, make_runner
 from .training import EpochCallback, EpochInfo
+from .tune_study import (
+    PRUNER,
+    STUDY_FILE,
+    STUDY_NAME,
+    TuneResult,
+    counts,
+    finished,
+    journal,
+    open_study,
+    tell,
+    write_best,
+)
 from .windows import position
 
-STUDY_NAME = "stockrnn"
-STUDY_FILE = "study.log"
-BEST_FILE = "best.json"
 DEFAULT_EPOCHS = 50
 VAL_DAYS = 252  # the validation tail: at most a trading year, at most a fifth of the training span
-# Prune only after 3 finished trials, and never in a trial's first 5 epochs.
-PRUNER = dict(n_startup_trials=3, n_warmup_steps=5)
 # What the search varies; the ensemble is fixed at one network per trial (members average out noise
 # but do not change which settings are good, and would multiply the cost of every trial).
 SPACE = {
@@ -49,29 +54,7 @@ SPACE = {
     "lr": FloatDistribution(1e-4, 1e-2, log=True),
     "batch_size": CategoricalDistribution([32, 64, 128, 256]),
 }
-# Settings of the study that a resume must share: trials of other settings are not comparable.
-SHARED_KEYS = {
-    "data": "--data",
-    "model": "--model",
-    "target": "--target",
-    "train_end": "--test-start",
-    "val_start": "--val-days",
-    "epochs": "--epochs",
-    "seed": "--seed",
-    "space": "the search space",
-}
-
-
-@dataclass
-class TuneResult:
-    """The best trial's settings and scores, and what the study holds."""
-
-    model: str
-    settings: dict
-    score: dict
-    study: dict
-    path: Path  # best.json
-    trials: list[dict] = field(default_factory=list)  # number, state, value, params of every trial
+BAD_INPUT = {"ConfigError": ConfigError, "DataError": DataError}  # a trial's bad input ends the search
 
 
 # -- one trial ---------------------------------------------------------------------------------
@@ -141,16 +124,16 @@ def pruning_reporter(trial: optuna.Trial) -> EpochCallback:
 
 
 def run_trial_in_worker(params: dict, spec: dict, study_path: str, trial_id: int) -> dict:
-    """`run_trial` for a runner's worker process: the trial's epochs are reported, and the pruner
-    asked, through the study's journal file, which processes share safely (it locks appends)."""
+    """`run_trial` as a runner's unit, in whichever process runs it: the trial's epochs are reported,
+    and the pruner asked, through the study's journal file, which processes share safely (it locks
+    appends). `interrupted` says whether a first Ctrl-C in this process cut the training short (a
+    worker process never sees Ctrl-C: its trials run to the end and count)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(
         study_name=STUDY_NAME, storage=journal(Path(study_path)), pruner=optuna.pruners.MedianPruner(**PRUNER)
     )
-    return run_trial(params, spec, pruning_reporter(optuna.Trial(study, trial_id)))
-
-
-def journal(path: Path) -> optuna.storages.JournalStorage:
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    result = run_trial(params, spec, pruning_reporter(optuna.Trial(study, trial_id)))
+    return {**result, "interrupted": interrupt.requested()}
 
 
 # -- the search --------------------------------------------------------------------------------
@@ -169,13 +152,23 @@ def tune(
     allow_gaps: bool = False,
     space: dict | None = None,
     on_trial: Callable[[dict], None] | None = None,
+    jobs: int = 1,
+    engine: str = "local",
+    threads: int = DEFAULT_THREADS,
+    address: str | None = None,
 ) -> TuneResult:
     """Run the search until the study in `out` holds `trials` finished trials (complete, pruned or
-    failed by diverging; a trial stopped by Ctrl-C does not count), then write `out/best.json`."""
+    failed by diverging; a trial stopped by Ctrl-C does not count), then write `out/best.json`.
+
+    Trials run `jobs` at a time on a runner (`engine` local or ray, `threads` torch threads each;
+    one job is the sequential runner): `jobs` trials are asked from the study together, run as
+    units, told, and the next batch asked. The results depend on `jobs` (the batch a trial is
+    proposed in) but never on the engine, the machine's load or the order the units finish in."""
     if model not in NETWORKS:
         raise ConfigError(f"tune searches a network's settings: --model lstm or gru, not '{model}'")
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1, not {trials}")
+    runner = make_runner(engine, jobs, threads, address, seed)  # bad engine options fail before any file
     space = space or SPACE
     spec = trial_spec(source, model, target, test_start, val_days, epochs, seed, device, allow_gaps, space)
     out = Path(out)
@@ -183,13 +176,41 @@ def tune(
     started = time.perf_counter()
     if on_trial is not None:  # the settings are checked: from here on progress can be shown
         on_trial(counts(study))
-    while finished(study) < trials and not interrupt.requested():
-        trial = study.ask(space)
-        result = run_trial(trial.params, spec, pruning_reporter(trial))
-        tell(study, trial, result)
-        if on_trial is not None:
-            on_trial(counts(study))
+    with runner:  # one Ray session (or none) for the whole search
+        while (left := trials - finished(study)) > 0 and not interrupt.requested():
+            run_batch(study, runner, spec, space, (out / STUDY_FILE).resolve(), min(runner.jobs, left))
+            if on_trial is not None:
+                on_trial(counts(study))
     return write_best(study, out, spec, interrupted=interrupt.requested(), seconds=time.perf_counter() - started)
+
+
+def run_batch(study: optuna.Study, runner: Runner, spec: dict, space: dict, path: Path, size: int) -> None:
+    """Ask `size` trials (TPE's constant liar counts the ones asked but not told, so they differ),
+    run them as units and tell each its outcome. A second Ctrl-C (RunInterrupted) tells the trials
+    that finished, marks the others interrupted and goes on up; a trial's bad input ends the search."""
+    asked = {f"trial-{t.number}": t for t in (study.ask(space) for _ in range(size))}
+    units = [Unit(key, run_trial_in_worker, (t.params, spec, str(path), t._trial_id)) for key, t in asked.items()]
+    try:
+        outcomes = runner.run(units)
+    except RunInterrupted as stop:
+        for key, trial in asked.items():
+            tell(study, trial, outcome_result(stop.outcomes.get(key)))
+        raise
+    for key, trial in asked.items():
+        tell(study, trial, outcome_result(outcomes[key]))
+    bad = [o for o in outcomes.values() if o.error_type in BAD_INPUT]
+    if bad:
+        raise BAD_INPUT[bad[0].error_type](bad[0].error)
+
+
+def outcome_result(outcome: Outcome | None) -> dict:
+    """A unit's outcome as `run_trial`'s result: no outcome (stopped by Ctrl-C) is an interrupted
+    trial; a unit that failed (its worker died twice, an error) is a failed trial that counts."""
+    if outcome is None:
+        return {"state": "fail", "interrupted": True}
+    if outcome.ok:
+        return outcome.value
+    return {"state": "fail", "error": f"{outcome.error_type}: {outcome.error}"}
 
 
 def trial_spec(source, model, target, test_start, val_days, epochs, seed, device, allow_gaps, space) -> dict:
@@ -241,136 +262,3 @@ def _choices(distribution, default: int) -> list[int]:
     if isinstance(distribution, CategoricalDistribution):
         return list(distribution.choices)
     return [distribution.high]
-
-
-def open_study(out: Path, resume: bool, spec: dict, seed: int) -> optuna.Study:
-    """The study in `out/study.log`: new (refusing to overwrite one) or resumed (refusing other settings)."""
-    path = out / STUDY_FILE
-    if path.exists() and not resume:
-        raise ConfigError(f"{path}: a study is already there; pass --resume to continue it, or choose another --out")
-    if resume and not path.exists():
-        raise ConfigError(f"{path}: no study to resume (run without --resume to start one)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        storage = journal(path)
-    except OSError as exc:
-        raise ConfigError(f"{out}: cannot write the study here ({exc.strerror or exc})") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=STUDY_NAME,
-        storage=storage,
-        direction="minimize",
-        pruner=optuna.pruners.MedianPruner(**PRUNER),
-        load_if_exists=resume,
-    )
-    if resume:
-        stored = study.user_attrs.get("spec", {})
-        for key, option in SHARED_KEYS.items():
-            if stored.get(key) != spec[key]:
-                raise ConfigError(
-                    f"{path}: the study was made with another {option} ({key} {stored.get(key)!r}, not "
-                    f"{spec[key]!r}); resume with the same settings or choose another --out"
-                )
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-            # left running by a killed search (one search per study): it never finished
-            storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    else:
-        study.set_user_attr("spec", spec)
-    # Seeded from --seed and the trials already made: a rerun proposes the same sequence, and a
-    # resumed search does not repeat the random start-up proposals of the first session.
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.get_trials(deepcopy=False)))
-    return study
-
-
-def tell(study: optuna.Study, trial: optuna.Trial, result: dict) -> None:
-    """Record a trial's outcome; one stopped by Ctrl-C is marked failed and interrupted (not counted)."""
-    for key, value in result.items():
-        if key not in ("state", "value"):
-            trial.set_user_attr(key, value)
-    if interrupt.requested():
-        trial.set_user_attr("interrupted", True)
-        study.tell(trial, state=TrialState.FAIL)
-    elif result["state"] == "complete":
-        study.tell(trial, result["value"])
-    elif result["state"] == "pruned":
-        study.tell(trial, state=TrialState.PRUNED)
-    else:
-        study.tell(trial, state=TrialState.FAIL)
-
-
-def finished(study: optuna.Study) -> int:
-    """Trials that count toward --trials: complete, pruned, or failed on their own (diverged)."""
-    return sum(
-        t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.FAIL and "error" in t.user_attrs)
-        for t in study.get_trials(deepcopy=False)
-    )
-
-
-def counts(study: optuna.Study) -> dict:
-    trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    return {
-        "finished": finished(study),
-        "complete": len(complete),
-        "pruned": sum(t.state == TrialState.PRUNED for t in trials),
-        "failed": sum(t.state == TrialState.FAIL and "error" in t.user_attrs for t in trials),
-        "stopped": sum(t.state == TrialState.FAIL and "interrupted" in t.user_attrs for t in trials),
-        "best": min((t.value for t in complete), default=None),
-    }
-
-
-def write_best(study: optuna.Study, out: Path, spec: dict, interrupted: bool, seconds: float) -> TuneResult:
-    """best.json (a preset file) from the best complete trial; an error if none completed."""
-    summary = counts(study)
-    if summary["complete"] == 0:
-        if interrupted:
-            raise ConfigError(f"interrupted before any trial completed; nothing written (the study is in {out})")
-        raise TrainingError(
-            f"no trial completed ({summary['pruned']} pruned, {summary['failed']} failed: "
-            f"{_first_error(study)}); nothing written"
-        )
-    best = study.best_trial
-    attrs = best.user_attrs
-    settings = {**best.params, "epochs": spec["epochs"]}
-    score = {
-        "objective": best.value,
-        "rmse": attrs["rmse"],
-        "persistence_rmse": attrs["persistence_rmse"],
-        "skill": attrs["skill"],
-        "days": attrs["days"],
-        "val_start": spec["val_start"],
-        "val_end": spec["train_end"],
-    }
-    info = {
-        "name": STUDY_NAME,
-        "storage": STUDY_FILE,
-        "best_trial": best.number,
-        **{k: summary[k] for k in ("finished", "complete", "pruned", "failed", "stopped")},
-        "data": spec["data"],
-        "target": spec["target"],
-        "train_end": spec["train_end"],
-        "test_start": spec["test_start"],
-        "seed": spec["seed"],
-        "ensemble": 1,
-        "sampler": "TPE",
-        "pruner": f"median ({PRUNER['n_startup_trials']} start-up trials, {PRUNER['n_warmup_steps']} warm-up epochs)",
-        "seconds": round(seconds, 1),
-        "interrupted": interrupted,
-    }
-    path = write_preset_file(out / BEST_FILE, spec["model"], settings, score=score, study=info)
-    rows = [
-        {  # a pruned trial's Optuna value is its last validation loss, not the objective: left out
-            "number": t.number,
-            "state": t.state.name.lower(),
-            "value": t.value if t.state == TrialState.COMPLETE else None,
-            "params": t.params,
-        }
-        for t in study.get_trials(deepcopy=False)
-    ]
-    return TuneResult(spec["model"], settings, score, info, path, rows)
-
-
-def _first_error(study: optuna.Study) -> str:
-    errors = [t.user_attrs["error"] for t in study.get_trials(deepcopy=False) if "error" in t.user_attrs]
-    return errors[0] if errors else "none"

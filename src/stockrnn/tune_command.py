@@ -54,16 +54,47 @@ from .options import ONE_SOURCE_HELP, allow_gaps_option
 )
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present, else CPU), cpu or cuda.")
 @allow_gaps_option
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Trials at a time (0: one per core), each asked from the study with the others running in mind.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(("local", "ray")),
+    default="local",
+    show_default=True,
+    help="Where parallel trials run: processes on this machine, or Ray (embedded, or the cluster at --address).",
+)
+@click.option(
+    "--address",
+    help="HOST:PORT of a Ray cluster to run the trials on (with --engine ray; its workers need --out "
+    "at the same path, for the study's journal).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Torch threads per trial, in every engine: scores never depend on --engine.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def tune_command(
-    source, model_name, trials, out, resume, epochs, seed, target, test_start, val_days, device, allow_gaps, quiet
-) -> None:
+    source, model_name, trials, out, resume, epochs, seed, target, test_start, val_days, device, allow_gaps,
+    jobs, engine, address, threads, quiet,
+) -> None:  # fmt: skip
     """Search window, units, layers, dropout, learning rate and batch size of an LSTM or GRU with
     Optuna (TPE sampler; trials worse than the median after 5 epochs are pruned). Each trial fits
     one network (no ensemble) on the rows before the validation period and is scored by its
     next-day RMSE there relative to persistence's (lower is better; below 1 beats persistence).
     The validation period is the last --val-days before --test-start; the test period is never
-    read. The best settings go to OUT/best.json, a preset file for `--preset-file`."""
+    read. The best settings go to OUT/best.json, a preset file for `--preset-file`.
+
+    With --jobs N, N trials are proposed together and run at once: the search then differs from
+    --jobs 1, but never depends on --engine. A first Ctrl-C lets the running trials finish (in this
+    process: stops the trial's training, which then does not count) and starts no more."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -93,6 +124,7 @@ def tune_command(
         result = tune(
             source, model_name, trials, out, resume=resume, epochs=epochs, seed=seed, target=target,
             test_start=test_start, val_days=val_days, device=device, allow_gaps=allow_gaps, on_trial=on_trial,
+            jobs=jobs, engine=engine, threads=threads, address=address,
         )  # fmt: skip
     finally:
         if progress.live.is_started:
