@@ -77,26 +77,47 @@ def train(
     n_val = int(round(len(data) * config.val_fraction))
     if config.val_fraction > 0 and (n_val < 1 or len(data) - n_val < 1):
         raise ConfigError(f"{len(data)} training windows are too few to hold out a validation tail")
-    fit_data, val_data = data.split(n_val) if n_val else (data, None)
     generator = torch.Generator().manual_seed(config.seed + member)
+    items = torch.arange(len(data))
+    fit, val = items[: len(data) - n_val], items[len(data) - n_val :]
+    return train_windows(net, data, fit, val, config, device, generator, None, on_epoch, label, member)
+
+
+def train_windows(
+    net: nn.Module,
+    data: WindowDataset,
+    fit: torch.Tensor,
+    val: torch.Tensor,
+    config: ModelConfig,
+    device: torch.device,
+    generator: torch.Generator,
+    per_epoch: int | None = None,
+    on_epoch: EpochCallback | None = None,
+    label: str = "network",
+    member: int = 0,
+) -> list[float]:
+    """The one training loop: each epoch, `per_epoch` windows of `fit` (all of them, by default)
+    in a fresh random order from `generator`; early stopping, halving the learning rate and
+    restoring the best weights on windows `val` (none: no early stopping). A single ticker's
+    network runs full epochs over its windows; a panel's global network samples each epoch."""
     optimizer = make_optimizer(net.parameters(), config)
     scheduler = None
-    if val_data is not None:
+    if len(val):
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=0.5, patience=max(1, config.patience // 3)
         )
     loss_fn = nn.MSELoss()
-    n = len(fit_data)
+    per_epoch = len(fit) if per_epoch is None else min(per_epoch, len(fit))
     started = time.perf_counter()
     losses: list[float] = []
     best_loss, best_state, stale = math.inf, None, 0
     for epoch in range(1, config.epochs + 1):
         net.train()
-        order = torch.randperm(n, generator=generator)
+        order = fit[torch.randperm(len(fit), generator=generator)[:per_epoch]]
         total, seen = 0.0, 0
-        for start in range(0, n, config.batch_size):
+        for start in range(0, per_epoch, config.batch_size):
             items = order[start : start + config.batch_size]
-            x, y = fit_data.batch(items)
+            x, y = data.batch(items)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(net(x), y)
@@ -116,8 +137,8 @@ def train(
             )
         losses.append(epoch_loss)
         val_loss = None
-        if val_data is not None:
-            val_loss = evaluate_loss(net, val_data, device)
+        if scheduler is not None:
+            val_loss = window_loss(net, data, val, device)
             scheduler.step(val_loss)
             if val_loss < best_loss:
                 best_loss, stale = val_loss, 0
@@ -137,11 +158,16 @@ def train(
 
 
 @torch.no_grad()
-def evaluate_loss(net: nn.Module, data: WindowDataset, device: torch.device, chunk: int = 4096) -> float:
-    """Mean squared error of `net` over every window of `data`, in eval mode (no dropout)."""
+def window_loss(net: nn.Module, data: WindowDataset, items: torch.Tensor, device: torch.device, chunk: int = 4096):
+    """Mean squared error of `net` over windows `items` of `data`, in eval mode (no dropout)."""
     net.eval()
     total = 0.0
-    for start in range(0, len(data), chunk):
-        x, y = data.batch(torch.arange(start, min(start + chunk, len(data))))
+    for start in range(0, len(items), chunk):
+        x, y = data.batch(items[start : start + chunk])
         total += float(((net(x.to(device)) - y.to(device)) ** 2).mean(dim=1).sum())
-    return total / len(data)
+    return total / len(items)
+
+
+def evaluate_loss(net: nn.Module, data: WindowDataset, device: torch.device, chunk: int = 4096) -> float:
+    """Mean squared error of `net` over every window of `data`, in eval mode (no dropout)."""
+    return window_loss(net, data, torch.arange(len(data)), device, chunk)
