@@ -214,13 +214,22 @@ def test_second_ctrl_c_exits_130_at_once_leaving_nothing(tmp_path):
     for i in range(8):  # after the first Ctrl-C the run still has tickers to finish
         make_prices(200, seed=i).to_csv(folder / f"T{i}.csv")
     out = tmp_path / "out"
-    args = ["evaluate", "--data", str(folder), "--test-start", "2020-09-01", "--models", "lstm,ridge",
-            "--epochs", "100000", "--out", str(out), *TINY_ARGS]  # fmt: skip
+    args = ["evaluate", "--data", str(folder), "--test-start", "2020-09-01", "--models", "lstm_local,ridge",
+            "--epochs", "100000", "--lr", "1e-4", "--out", str(out), *TINY_ARGS[:-1]]  # fmt: skip
     process = run_python(f"from stockrnn.cli import main\nraise SystemExit(main({args!r}))\n", tmp_path)
-    assert "rows" in process.stdout.readline()
+
+    def wait_for(words: str) -> None:  # stderr (not a terminal) gets plain progress lines
+        for _ in range(200):
+            line = process.stderr.readline()
+            if words in line:
+                return
+            assert line, f"stderr ended before {words!r}"
+        raise AssertionError(f"no {words!r} on stderr")
+
+    wait_for("files loaded")
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
-    assert "stopping training" in process.stderr.readline()
+    wait_for("stopping training")
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

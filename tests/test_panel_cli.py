@@ -197,24 +197,40 @@ def test_panel_configs_global_defaults_preset_file_then_options(tmp_path):
     assert (config.window, config.units, config.dropout, config.batch_size) == (7, 5, 0.0, 512)
 
 
-def test_ctrl_c_during_the_tickers_keeps_the_finished_ones(cli, folder, tmp_path, monkeypatch):
+def test_a_first_ctrl_c_during_the_tickers_keeps_the_finished_ones(cli, folder, tmp_path, monkeypatch):
     import stockrnn.panel_eval
+    from stockrnn import interrupt
 
     real = stockrnn.panel_eval.evaluate
 
-    def interrupted_at_ccc(prices, *args, **kwargs):
-        if prices.name == "CCC":
-            raise KeyboardInterrupt  # what the second Ctrl-C raises
+    def ctrl_c_during_bbb(prices, *args, **kwargs):
+        if prices.name == "BBB":
+            interrupt.request()  # what a first Ctrl-C does
         return real(prices, *args, **kwargs)
 
-    monkeypatch.setattr(stockrnn.panel_eval, "evaluate", interrupted_at_ccc)
+    monkeypatch.setattr(stockrnn.panel_eval, "evaluate", ctrl_c_during_bbb)
     out = tmp_path / "out"
     code, stdout, err = evaluate(cli, folder, out)
     assert code == 0, err
     panel = json.loads((out / "panel.json").read_text())
     assert panel["settings"]["interrupted"] is True and panel["settings"]["tickers_evaluated"] == 2
     assert sorted(set(pd.read_csv(out / "summary.csv")["ticker"])) == ["AAA", "BBB"]
+    skipped = {s["ticker"]: s["reason"] for s in panel["skipped"]}
+    assert skipped["CCC"] == "not evaluated: the run was interrupted (Ctrl-C)"
     assert "interrupted" in stdout
+
+
+def test_a_second_ctrl_c_during_the_tickers_writes_nothing(cli, folder, tmp_path, monkeypatch):
+    import stockrnn.panel_eval
+
+    def second_ctrl_c(prices, *args, **kwargs):
+        raise KeyboardInterrupt  # what the second Ctrl-C raises
+
+    monkeypatch.setattr(stockrnn.panel_eval, "evaluate", second_ctrl_c)
+    out = tmp_path / "out"
+    code, _, err = evaluate(cli, folder, out)
+    assert code == 130 and err.strip().splitlines()[-1] == "stockrnn: interrupted"
+    assert not out.exists()
 
 
 def test_global_epochs_report_their_time():

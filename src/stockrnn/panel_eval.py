@@ -14,6 +14,7 @@ from functools import reduce
 
 import pandas as pd
 
+from . import interrupt
 from .config import ModelConfig, model_config
 from .data import Prices
 from .errors import ConfigError, StockrnnError
@@ -21,7 +22,7 @@ from .evaluate import DEFAULT_COST_BPS, DEFAULT_TEST_ROWS, Evaluation, evaluate
 from .forecaster import make_forecaster, versions
 from .panel import Panel
 from .panel_metrics import MIN_TICKERS_PER_DAY, panel_scores, rank_ic, summary_table
-from .runners import RunInterrupted, Runner, SequentialRunner, Unit
+from .runners import Runner, SequentialRunner, Unit
 from .training import EpochCallback
 
 GLOBAL_MODELS = ("lstm", "gru", "ridge")
@@ -139,8 +140,10 @@ def evaluate_panel(
     is called after each global fit (unit "<name> (global)") and each ticker (unit "tickers": a
     runner may finish them in any order); `on_epoch(name, config)` gives a global network's epoch
     callback. Each ticker is one unit of `runner` (default: sequential in this process), seeded from
-    the run seed and the ticker, so the results do not depend on the engine or the jobs; after
-    Ctrl-C the finished tickers are kept and `panel["settings"]["interrupted"]` is true."""
+    the run seed and the ticker, so the results do not depend on the engine or the jobs. A first
+    Ctrl-C (`interrupt.request()`) cancels the tickers not started: the finished ones are kept, the
+    others listed in `skipped`, and `panel["settings"]["interrupted"]` is true; a second one raises
+    `RunInterrupted` (a KeyboardInterrupt) and nothing is kept."""
     names = panel_models(models)
     configs = {n: (configs or {}).get(n) or _config(n, preset, overrides) for n in names}
     if global_factory is None and any(n in GLOBAL_MODELS for n in names):
@@ -175,6 +178,9 @@ def evaluate_panel(
     )  # fmt: skip
     evaluations, errors, interrupted = _run_tickers(runner, shared, list(usable), on_progress, n_global, total)
     failed += errors
+    reached = set(evaluations) | {f["unit"] for f in errors}
+    reason = "not evaluated: the run was interrupted (Ctrl-C)"
+    cancelled = [{"ticker": t, "reason": reason} for t in usable if t not in reached]
 
     scored = [n for n in names if n not in GLOBAL_MODELS or n in fitted]
     summary = summary_table({t: e.metrics for t, e in evaluations.items()})
@@ -204,7 +210,7 @@ def evaluate_panel(
     }
     content = {
         "models": panel_scores(summary, ic),
-        "skipped": usable.skipped,
+        "skipped": usable.skipped + cancelled,
         "failed": failed,
         "settings": settings,
         "versions": versions(),
@@ -235,11 +241,8 @@ def _run_tickers(
 
     runner = runner if runner is not None else SequentialRunner()
     units = [Unit(ticker, evaluate_ticker, (ticker,)) for ticker in tickers]
-    interrupted = False
-    try:
-        outcomes = runner.run(units, shared, progress)
-    except RunInterrupted as exc:
-        outcomes, interrupted = exc.outcomes, True
+    outcomes = runner.run(units, shared, progress)  # a second Ctrl-C (RunInterrupted) ends the run: exit 130
+    interrupted = interrupt.requested()  # a first Ctrl-C: units not started were cancelled
     evaluations = {t: outcomes[t].value for t in tickers if t in outcomes and outcomes[t].ok}
     failed = [
         {"unit": t, "error": _error(outcomes[t].error, outcomes[t].error_type)}

@@ -27,12 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import interrupt
 from .errors import ConfigError, DataError
 
 ENGINES = ("sequential", "local", "ray")
 # Measured in bench/results/threads.md: one thread per unit is as fast as two on this kind of
 # machine and never fights a neighbour; spend the cores on parallel units instead.
 DEFAULT_THREADS = 1
+POLL_SECONDS = 0.2  # how often a waiting driver looks for a first Ctrl-C
 MAX_ATTEMPTS = 2
 NOT_RETRIED = (DataError, ConfigError)  # bad input: a second attempt cannot help
 
@@ -197,6 +199,8 @@ class SequentialRunner(Runner):
         ledger = Ledger(units, self.seed, on_progress)
         try:
             for key, unit in ledger.units.items():
+                if interrupt.requested():  # a first Ctrl-C: no new unit starts; the finished ones stand
+                    break
                 while ledger.record(key, run_unit(shared, unit, ledger.seeds[key], self.threads)):
                     pass
         except KeyboardInterrupt:
@@ -251,22 +255,33 @@ class LocalRunner(Runner):
                 initializer=_init_worker,
                 initargs=(shared, self.threads, marks),
             )
-            futures = {pool.submit(_local_call, ledger.units[key], ledger.seeds[key]): key for key in keys}
+            # A sliding window of `jobs` units at a time: a unit handed to the pool cannot be taken
+            # back, so a first Ctrl-C (the flag) leaves at most `jobs` units to finish.
+            pending, futures = list(keys), {}
+
+            def top_up() -> None:
+                while pending and len(futures) < self.jobs and not interrupt.requested():
+                    key = pending.pop(0)
+                    futures[pool.submit(_local_call, ledger.units[key], ledger.seeds[key])] = key
+
+            top_up()
             # The pool's own process table (CPython keeps the exit codes there): the one way to tell
             # the worker that died from those the pool then terminated. Without it, every unit caught
             # in a break is charged an attempt (see _after_crash).
             workers = list((getattr(pool, "_processes", None) or {}).values())
             again, broken = [], []
             try:
-                outstanding = set(futures)
-                while outstanding:
-                    finished, outstanding = wait(outstanding, return_when=FIRST_COMPLETED)
+                while futures:
+                    finished, _ = wait(set(futures), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                     for future in finished:
-                        key = futures[future]
+                        key = futures.pop(future)
                         if isinstance(future.exception(), BrokenProcessPool):
                             broken.append(key)
                         elif ledger.record(key, future.result()):
                             again.append(key)
+                    if not broken:
+                        top_up()
+                again += pending if broken else []  # a broken pool runs nothing more: the rest go again
             except KeyboardInterrupt:
                 pool.shutdown(wait=False, cancel_futures=True)
                 for process in workers:
@@ -275,6 +290,8 @@ class LocalRunner(Runner):
                     process.join()
                 raise RunInterrupted(ledger.outcomes) from None
             pool.shutdown(wait=True)
+            if interrupt.requested():
+                return []
             return again + self._after_crash(ledger, broken, workers, Path(marks))
 
     @staticmethod

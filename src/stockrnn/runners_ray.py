@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from . import interrupt
 from .errors import ConfigError
-from .runners import Ledger, Result, RunInterrupted, Runner, run_unit
+from .runners import POLL_SECONDS, Ledger, Result, RunInterrupted, Runner, run_unit
 
 LOOPBACK = "127.0.0.1"
 _REMOTE: dict[str, Any] = {}
@@ -128,10 +129,17 @@ class RayRunner(Runner):
 
         running = {submit(key): key for key in ledger.units}
         try:
+            cancelled = False
             while running:
-                done, _ = ray.wait(list(running), num_returns=1)
+                done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
+                if interrupt.requested() and not cancelled:  # a first Ctrl-C: tasks not started are cancelled
+                    for ref in running:
+                        ray.cancel(ref)
+                    cancelled = True
+                if not done:
+                    continue
                 key = running.pop(done[0])
-                if self._collect(ray, ledger, key, done[0]):
+                if self._collect(ray, ledger, key, done[0]) and not cancelled:
                     running[submit(key)] = key
         except KeyboardInterrupt:
             for ref in running:
@@ -144,6 +152,8 @@ class RayRunner(Runner):
         """File a finished task; True when the unit should run again."""
         try:
             result: Result = ray.get(ref)
+        except ray.exceptions.TaskCancelledError:  # cancelled by a first Ctrl-C: not run, not failed
+            return False
         except CRASHES(ray):
             return ledger.crashed(key, "Ray worker died while running this unit")
         except ray.exceptions.RayError as exc:  # e.g. the unit's function cannot be unpickled there
