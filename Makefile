@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 KERAS_VENV ?= .venv-keras
 KERAS_SPEC ?= tensorflow-cpu==2.21.0 keras==3.15.1
 
-.PHONY: demo test chromium screenshots reference accuracy tune speed bench-setup clean
+.PHONY: demo test chromium screenshots reference accuracy tune panel speed bench-setup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ accuracy: $(VENV)/.installed
 
 tune: $(VENV)/.installed
 	$(BIN)/python bench/tune.py
+
+# Panel skill (issue 11): the default models on validation (sp500: train through 2017, score 2018),
+# then the test once (2019-01-01 .. 2020-05-14); writes bench/results/panel.md and .json.
+panel: $(VENV)/.installed
+	$(BIN)/python bench/panel.py --phase both
 
 # Speed against Keras 3 on TensorFlow (CPU), side by side in one run.
 $(KERAS_VENV)/.installed:
