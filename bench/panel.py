@@ -107,7 +107,10 @@ def load(data: Path, end: str | None, tickers: int | None) -> Panel:
     panel = load_panel(data, skip_bad=True)
     names = list(panel)[:tickers] if tickers else list(panel)
     cut = pd.Timestamp(end) if end else None
-    return Panel({t: panel[t].slice(end=cut) for t in names}, panel.skipped, panel.source)
+    kept = {t: panel[t].slice(end=cut) for t in names}
+    empty = [{"ticker": t, "reason": f"no rows up to {end}"} for t, p in kept.items() if p.frame.empty]
+    kept = {t: p for t, p in kept.items() if not p.frame.empty}
+    return Panel(kept, [*panel.skipped, *empty], panel.source)
 
 
 def machine() -> dict:
