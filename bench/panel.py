@@ -11,7 +11,8 @@ every record. Validation never reads a row after the validation year (the panel 
 
 Spans: sp500 trains through 2017 and validates on 2018, tests 2019-01-01 .. 2020-05-14; DJIA (ends
 2017-12-29) trains through 2015 and validates on 2016, tests 2017. Variants (validation only):
-`seedN` the global networks with seed N; `recent` the training windows of the last 3 training years
+`seedN` the global networks with seed N; `patienceN` early stopping after N epochs without a better
+validation loss (default 4); `recent` the training windows of the last 3 training years
 drawn twice as often (each appears twice in the sampling pool).
 """
 
@@ -97,6 +98,9 @@ def variant_setup(variant: str, target: str) -> tuple[dict, object]:
     if variant.startswith("seed"):
         seed = int(variant[4:])
         return {n: global_config(n, target=target, seed=seed) for n in ("lstm", "gru")}, None
+    if variant.startswith("patience"):
+        patience = int(variant[8:])
+        return {n: global_config(n, target=target, patience=patience) for n in ("lstm", "gru")}, None
     if variant == "recent":
         return {}, lambda name, config: RecentNetwork(name, config) if name != "ridge" else make_global(name, config)
     raise SystemExit(f"unknown variant '{variant}'")
@@ -250,7 +254,7 @@ def main() -> int:
     parser.add_argument("--phase", choices=("validation", "test", "both"), default="both")
     parser.add_argument("--data", type=Path, default=default_data(), help="default: ../shared/data/sp500")
     parser.add_argument("--target", choices=("high", "close"), default="high")
-    parser.add_argument("--variant", default="default", help="default, seedN or recent (validation)")
+    parser.add_argument("--variant", default="default", help="default, seedN, patienceN or recent (validation)")
     parser.add_argument("--models", help="panel models (default: lstm,gru,ridge,ridge_local,persistence)")
     parser.add_argument("--tickers", type=int, help="only the first N tickers (a smoke run)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
