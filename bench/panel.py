@@ -214,12 +214,32 @@ def table(record: dict) -> list[str]:
     return lines
 
 
+def variants(records: list[dict]) -> list[str]:
+    """One line per sp500 validation run and global network: the experiments side by side."""
+    lines = [
+        "| validation run (sp500 2018, high) | network | epochs | median skill | beats ridge (p) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in records:
+        if r["phase"] != "validation" or r["data"] != "sp500":
+            continue
+        for name in ("lstm", "gru"):
+            m = r["panel"]["models"].get(name)
+            if m:
+                lines.append(
+                    f"| {r['variant']} | {name} | {r['epochs'].get(name)} | {m['median_skill']:.4f} | "
+                    f"{m['beats_ridge']:.1%} ({m['wilcoxon_p_vs_ridge']:.2g}) |"
+                )
+    return lines
+
+
 def render() -> None:
     records = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*.json"))]
     order = {"validation": 0, "test": 1}
     records.sort(key=lambda r: (order[r["phase"]], r["data"] != "sp500", r["target"], r["variant"] != "default"))
     lines = ["# Panel skill: validation, then the test once", "", (ROOT / "bench" / "results" / "panel-notes.md")
              .read_text() if (ROOT / "bench" / "results" / "panel-notes.md").exists() else ""]  # fmt: skip
+    lines += [*variants(records), ""]
     for r in records:
         s = r["settings"]
         lines += [
@@ -233,7 +253,15 @@ def render() -> None:
             "",
         ]
         if r["phase"] == "test" and r["data"] == "sp500" and r["target"] == "high":
-            lines += ["Floors (issue 11 point 6):", "", *floors(r["panel"]["models"]), ""]
+            total = r["evaluate_seconds"] + r["load_seconds"]
+            lines += [
+                "Floors (issue 11 point 6; point 7 for time and memory):",
+                "",
+                *floors(r["panel"]["models"]),
+                f"- {'PASS' if total <= 600 else 'FAIL'}: loading + evaluate {total:.0f} s <= 600 s",
+                f"- {'PASS' if r['peak_mb'] < 2048 else 'FAIL'}: peak RSS {r['peak_mb']:.0f} MB < 2048 MB",
+                "",
+            ]
         fits = ", ".join(f"{k} {v:.0f} s, epochs {r['epochs'].get(k)}" for k, v in r["global_fit_seconds"].items())
         lines += [
             f"Whole evaluate {r['evaluate_seconds']:.0f} s (global fits: {fits}; loading {r['load_seconds']:.0f} s); "
