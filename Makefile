@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 KERAS_VENV ?= .venv-keras
 KERAS_SPEC ?= tensorflow-cpu==2.21.0 keras==3.15.1
 
-.PHONY: demo test chromium screenshots reference accuracy tune engines speed bench-setup clean
+.PHONY: demo test chromium screenshots reference accuracy tune engines panel speed bench-setup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ tune: $(VENV)/.installed
 # Sequential vs --jobs 2 vs local Ray on the 250-ticker sp500 job (needs the ray extra); 20-40 min on 2 quiet cores.
 engines: $(VENV)/.installed-test
 	$(BIN)/python bench/engines.py
+
+# Panel skill (issue 11): the default models on validation (sp500: train through 2017, score 2018),
+# then the test once (2019-01-01 .. 2020-05-14); writes bench/results/panel.md and .json.
+panel: $(VENV)/.installed
+	$(BIN)/python bench/panel.py --phase both
 
 # Speed against Keras 3 on TensorFlow (CPU), side by side in one run.
 $(KERAS_VENV)/.installed:
