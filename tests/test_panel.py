@@ -116,3 +116,15 @@ def test_duplicate_ticker_is_an_error(folder):
     frames()["AAA"].assign(Name="AAA").to_csv(folder / "AAA_copy.csv")
     with pytest.raises(DataError, match="ticker AAA is in both"):
         load_panel(folder)
+
+
+def test_require_history_on_a_ticker_with_no_rows_left_says_so():
+    """A panel cut before a ticker's first day (as a validation run cuts it) holds an empty frame."""
+    from stockrnn.data import Prices
+
+    panel = load_panel(frames())
+    empty = Prices(panel["AAA"].frame.iloc[:0], panel["AAA"].repairs, "AAA.csv", "AAA")
+    cut = Panel({**{t: panel[t] for t in panel}, "AAA": empty}, source="cut")
+    kept = cut.require_history(panel["BBB"].index[100], need_rows=20)
+    reasons = {s["ticker"]: s["reason"] for s in kept.skipped}
+    assert "AAA" not in kept and "(no rows at all)" in reasons["AAA"]

@@ -67,9 +67,9 @@ class Panel(Mapping[str, Prices]):
             test = frame.loc[start:end]
             reason = None
             if len(train) < need_rows:
-                first = frame.index[0].strftime("%Y-%m-%d")
+                since = f"data from {frame.index[0]:%Y-%m-%d}" if len(frame) else "no rows at all"
                 reason = (
-                    f"{len(train)} rows before the test start {start:%Y-%m-%d} (data from {first}), "
+                    f"{len(train)} rows before the test start {start:%Y-%m-%d} ({since}), "
                     f"the models need {need_rows}"
                 )
             elif len(test) == 0:
