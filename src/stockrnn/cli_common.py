@@ -56,7 +56,16 @@ def day(value: str | None, option: str) -> pd.Timestamp | None:
 
 
 def single_source_runner(runner: dict) -> None:
-    """A single file is one unit: the runner options do nothing there, but a wrong combination is
+    """A single file is one unit, run in this process with `--threads` torch threads (default 1:
+    bench/results/threads.md; a second thread gained at most 2% on a quiet machine and cost many
+    times over beside another busy process). A wrong combination of the other runner options is
     still an error (as on a folder) rather than silently ignored."""
     if runner["address"] is not None and runner["engine"] != "ray":
         raise ConfigError("--address joins a Ray cluster: it needs --engine ray")
+    set_threads(runner["threads"])
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)

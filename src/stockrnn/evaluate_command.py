@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 import click
 
 from . import interrupt
-from .cli_common import command_line, day, load_one, make_config, single_source_runner
+from .cli_common import command_line, day, load_one, make_config, set_threads, single_source_runner
 from .config import NETWORKS, parse_models
 from .options import (
     DATA_HELP,
+    DEFAULT_THREADS,
     WINDOW_MODES,
     allow_gaps_option,
     cost_option,
@@ -90,6 +91,7 @@ def evaluate_command(
 def demo_command(out: str, quiet: bool, no_report: bool) -> None:
     """`evaluate` on the built-in S&P 500 index (train 2010-2017, test 2018) with the small
     `quick` preset: a first look in well under two minutes."""
+    set_threads(DEFAULT_THREADS)
     run_evaluation(
         DEMO["data"],
         "high",
