@@ -47,9 +47,9 @@ chromium:
 
 # The README's pictures of report.html: the browser tests' screenshots, written to docs/.
 screenshots: $(VENV)/.installed-test chromium
-	rm -f docs/report.png docs/report-panel.png
+	rm -f docs/report.png docs/report-lag.png docs/report-panel.png
 	STOCKRNN_SCREENSHOTS=docs $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_browser.py -k "report"
-	test -s docs/report.png && test -s docs/report-panel.png
+	test -s docs/report.png && test -s docs/report-lag.png && test -s docs/report-panel.png
 
 # Benchmarks (need ../shared/data): the published recipe, the 24-stock accuracy report, the tuning.
 reference: $(VENV)/.installed

@@ -72,11 +72,12 @@ def open_page(browser):
         page.close()
 
 
-def screenshot(page, tmp_path: Path, name: str) -> Path:
+def screenshot(page, tmp_path: Path, name: str, selector: str | None = None) -> Path:
+    """The page (or the element `selector`) as a PNG: to docs/ for the README, else to tmp."""
     folder = Path(os.environ["STOCKRNN_SCREENSHOTS"]) if os.environ.get("STOCKRNN_SCREENSHOTS") else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    page.screenshot(path=str(path))
+    (page.locator(selector) if selector else page).screenshot(path=str(path))
     assert path.stat().st_size > 10_000  # a picture, not a blank page
     return path
 
@@ -101,6 +102,7 @@ def test_evaluation_report(open_page, tmp_path):
     page.wait_for_selector("#lag-chart .main-svg")
     assert page.locator("#verdict").bounding_box()["y"] < page.locator("#score-table").bounding_box()["y"]
     screenshot(page, tmp_path, "report.png")
+    screenshot(page, tmp_path, "report-lag.png", "#lag")  # the README's lag figure
 
     data = traces(page, "forecast-chart")
     lines = [t for t in data if t["meta"]]  # the actual and one line per model; the rest are bands
