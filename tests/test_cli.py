@@ -170,3 +170,21 @@ def test_an_unexpected_exception_is_one_line_and_exit_1(cli, csv_file, tmp_path,
     monkeypatch.delenv("STOCKRNN_DEBUG", raising=False)
     code, _, err = cli("fit", "--data", csv_file, "--save", tmp_path / "m", "--quiet")
     assert code == 1 and err == "stockrnn: internal error: RuntimeError: boom (please report it)\n"
+
+
+def test_a_library_warning_reaches_the_terminal_as_one_line(cli, csv_file, tmp_path, monkeypatch):
+    """Python prints a warning as two lines with the library's source line; ours is one line."""
+    import warnings
+
+    import stockrnn.data
+
+    real = stockrnn.data.load_prices
+
+    def warns(*args, **kwargs):
+        warnings.warn("overflow encountered\nin exp", RuntimeWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stockrnn.data, "load_prices", warns)
+    code, _, err = cli("fit", "--data", csv_file, "--model", "ridge", "--save", tmp_path / "m", "--quiet")
+    assert code == 0
+    assert err == "stockrnn: warning: overflow encountered in exp (RuntimeWarning)\n"

@@ -33,10 +33,19 @@ for command in (evaluate_command, demo_command, backtest_command, fit_command, p
     cli.add_command(command)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library's warning as one line of ours, not Python's two-line form with the source line."""
+    text = " ".join(str(message).split())
+    print(f"stockrnn: warning: {text} ({category.__name__})", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr and the documented exit code for every failure."""
+    import warnings
+
     try:
-        with interrupt.two_stage_ctrl_c(_first_ctrl_c):
+        with interrupt.two_stage_ctrl_c(_first_ctrl_c), warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
             obj = {"argv": list(sys.argv[1:] if argv is None else argv)}
             result = cli.main(args=argv, prog_name="stockrnn", standalone_mode=False, obj=obj)
     except click.exceptions.UsageError as exc:
