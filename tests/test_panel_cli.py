@@ -166,14 +166,16 @@ def test_a_single_ticker_model_refuses_a_folder(cli, folder, tmp_path):
 def test_backtest_on_a_folder_refits_at_each_date_and_scores_all_folds(cli, folder, tmp_path):
     out = tmp_path / "out"
     code, stdout, err = cli("backtest", "--data", folder, "--test-start", TEST_START, "--refit-every", "40", "--models",
-                            "ridge,ridge_local", "--out", out, "--quiet", "--no-report", *TINY_ARGS)  # fmt: skip
+                            "ridge,ridge_local", "--out", out, "--quiet", *TINY_ARGS)  # fmt: skip
     assert code == 0, err
+    assert (out / "report.html").exists() and "Folds" in (out / "BBB" / "report.html").read_text()
     panel = json.loads((out / "panel.json").read_text())
     folds = panel["folds"]
     assert [f["fold"] for f in folds] == [1, 2, 3] and folds[0]["test_start"] == TEST_START
     assert all(f["train_end"] < f["test_start"] for f in folds) and folds[1]["train_end"] > folds[0]["train_end"]
     metrics = json.loads((out / "BBB" / "metrics.json").read_text())
     assert [f["fold"] for f in metrics["folds"]] == [1, 2, 3]
+    assert {"train_start", "train_end", "test_start", "test_end", "train_rows"} <= set(metrics["folds"][0])
     assert metrics["models"]["ridge"]["n"] == 100  # every test day of the three folds, scored together
     assert sum(f["models"]["ridge"]["n"] for f in metrics["folds"]) == 100
     summary = pd.read_csv(out / "summary.csv").set_index(["ticker", "model"])

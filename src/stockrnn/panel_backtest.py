@@ -158,11 +158,15 @@ def _ticker(prices, parts, configs, refit_every, train_start, cost_bps, panel) -
     entries = {m.name: model_settings(m) for m in models}
     settings = {"ticker": prices.name, "panel": panel.source}
     metrics = run_metrics(prices, predictions, models, first, last, run, entries, rows, cost_bps, settings)
+    train_ends = {k: e.metrics["settings"]["train_end"] for k, e in parts}
     folds = [
         {
             "fold": k,
+            "train_start": e.metrics["settings"]["train_start"],
+            "train_end": e.metrics["settings"]["train_end"],
             "test_start": e.metrics["settings"]["test_start"],
             "test_end": e.metrics["settings"]["test_end"],
+            "train_rows": len(prices.frame.loc[e.metrics["settings"]["train_start"] : train_ends[k]]),
             "models": {n: {key: e.metrics["models"][n].get(key) for key in FOLD_KEYS} for n in names},
         }
         for k, e in parts
