@@ -4,7 +4,11 @@ exception. 300 examples by default; STOCKRNN_FUZZ_EXAMPLES=20000 for a long loca
 
 Fuzzing the commands: evaluate, fit, predict and backtest with bad files, dates, option values
 and damaged model folders either succeed or exit 2 with one line. 40 examples by default;
-STOCKRNN_FUZZ_COMMAND_EXAMPLES for more."""
+STOCKRNN_FUZZ_COMMAND_EXAMPLES for more.
+
+The examples are the same on every run (derandomized): a test suite that passes or fails by the
+draw is a flaky one. STOCKRNN_FUZZ_RANDOM=1 draws new examples, for an exploratory run (a random
+draw found the panel backtest's missing fold spans, now fixed and tested in test_panel_cli.py)."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from stockrnn.data import PRICE_LIKE
 from conftest import make_prices
 
 EXAMPLES = int(os.environ.get("STOCKRNN_FUZZ_EXAMPLES", "300"))
+FIXED = not os.environ.get("STOCKRNN_FUZZ_RANDOM")  # the same examples on every run, unless asked
 BASE = make_prices(40, seed=11).round(4)
 BASE.insert(4, "Adj Close", (BASE["Close"] * 0.98).round(4))
 BASE_LINES = BASE.to_csv().splitlines()
@@ -129,7 +134,7 @@ def check_valid(prices: Prices) -> None:
     assert prices.repairs.rows_repaired() <= prices.repairs.source_rows
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=FIXED)
 @given(data=mutated_csv(), allow_gaps=st.booleans())
 def test_loader_returns_valid_prices_or_a_data_error(data: bytes, allow_gaps: bool):
     path = WORKDIR / "fuzz.csv"
@@ -302,6 +307,7 @@ def command_lines(draw) -> tuple[list[str], bytes | None]:
 @settings(
     max_examples=COMMAND_EXAMPLES,
     deadline=None,
+    derandomize=FIXED,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(line=command_lines())
