@@ -24,7 +24,6 @@ bench/results/panel_speed.md).
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,12 +34,13 @@ import torch
 from . import interrupt
 from .config import NETWORKS, PRESETS, ModelConfig, model_config
 from .errors import ConfigError, DataError
-from .forecaster import FORMAT_VERSION, RIDGE_ALPHAS, read_weights
+from .forecaster import RIDGE_ALPHAS
 from .intervals import Calibration
 from .models import Ensemble, RecurrentNet, keras_init_
 from .panel_features import PanelFeatures, SeriesStats
 from .panel_forecaster import GlobalForecaster, PanelWindows
 from .panel_training import EPOCH_WINDOWS, flat_windows, ridge_moments, ridge_solve, train_sampled, window_chunks
+from .saving import load_weights, read_model_json, write_weights
 from .training import EpochCallback, resolve_device, seed_everything
 from .windows import WindowDataset
 
@@ -122,22 +122,12 @@ class GlobalNetwork(GlobalForecaster):
         return self.network_(x.to(self.device_)).double().cpu().numpy()
 
     def _write_weights(self, directory: Path) -> None:
-        from safetensors.torch import save_file
-
-        weights = {k: v.detach().cpu().contiguous() for k, v in self.network_.state_dict().items()}
-        save_file(weights, str(directory / "weights.safetensors"))
+        write_weights(self.network_, directory)
 
     def _restore(self, state: dict, directory: Path) -> None:
-        path = directory / "weights.safetensors"
-        weights = read_weights(path)
         self.device_ = resolve_device(self.config.device)
         self.network_ = self._build()
-        expected = self.network_.state_dict()
-        if set(weights) != set(expected) or any(weights[k].shape != expected[k].shape for k in expected):
-            raise DataError(f"{path}: weights do not match the model in model.json")
-        if not all(torch.isfinite(t).all() for t in weights.values()):
-            raise DataError(f"{path}: a tensor holds NaN or infinite values")
-        self.network_.load_state_dict(weights, strict=True)
+        load_weights(self.network_, directory)
         self.network_.to(self.device_).eval()
 
 
@@ -194,16 +184,7 @@ def make_global(name: str, config: ModelConfig | None = None) -> GlobalForecaste
 def load_global(directory: str | Path) -> GlobalForecaster:
     """Rebuild a saved global model from model.json (and its weights); never unpickles."""
     directory = Path(directory)
-    path = directory / "model.json"
-    try:
-        state = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file (not a saved stockrnn model)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a readable model file, truncated or damaged ({exc})") from None
-    version = state.get("format_version") if isinstance(state, dict) else None
-    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION:
-        raise DataError(f"{path}: no format_version this stockrnn reads (1..{FORMAT_VERSION})")
+    path, state = read_model_json(directory)
     kind = str(state.get("model", ""))
     if not kind.startswith("global_"):
         raise DataError(f"{path}: model '{kind}' is not a global model")

@@ -11,10 +11,9 @@ import torch
 
 from . import interrupt
 from .config import ModelConfig
-from .errors import DataError
 from .forecaster import WindowForecaster
 from .models import Ensemble, RecurrentNet, keras_init_
-from .saving import read_weights
+from .saving import load_weights, write_weights
 from .training import EpochCallback, resolve_device, seed_everything, train
 from .windows import WindowDataset
 
@@ -61,29 +60,11 @@ class NetworkForecaster(WindowForecaster):
         return self.network_(x.to(self.device_)).double().cpu().numpy()
 
     def _write_weights(self, directory: Path) -> None:
-        from safetensors.torch import save_file
-
-        weights = {k: v.detach().cpu().contiguous() for k, v in self.network_.state_dict().items()}
-        save_file(weights, str(directory / "weights.safetensors"))
+        write_weights(self.network_, directory)
 
     def _restore(self, state: dict, directory: Path) -> None:
         super()._restore(state, directory)
-        path = directory / "weights.safetensors"
-        weights = read_weights(path)
         self.device_ = resolve_device(self.config.device)
         self.network_ = self._build()
-        expected = self.network_.state_dict()
-        if set(weights) != set(expected):
-            odd = sorted(set(weights) ^ set(expected))
-            raise DataError(f"{path}: weights do not match the model in model.json (tensors {', '.join(odd[:3])})")
-        for key in expected:  # in the model's own order, so the first mismatch named is the first layer's
-            tensor = weights[key]
-            if tensor.shape != expected[key].shape:
-                raise DataError(
-                    f"{path}: weights do not match the model in model.json ({key} has shape "
-                    f"{tuple(tensor.shape)}, the config needs {tuple(expected[key].shape)})"
-                )
-            if not torch.isfinite(tensor).all():
-                raise DataError(f"{path}: tensor {key} holds NaN or infinite values")
-        self.network_.load_state_dict(weights, strict=True)
+        load_weights(self.network_, directory)
         self.network_.to(self.device_).eval()

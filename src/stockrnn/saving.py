@@ -38,10 +38,9 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise DataError(f"{path}: not a readable safetensors file, truncated or damaged ({reason})") from None
 
 
-def load(directory: str | Path):
-    """Rebuild a saved model from `model.json` and load its weights strictly; never unpickles."""
-    directory = Path(directory)
-    path = directory / "model.json"
+def read_model_json(directory: str | Path) -> tuple[Path, dict]:
+    """(path, state) of a saved model's `model.json`, checked to be one this version reads."""
+    path = Path(directory) / "model.json"
     try:
         state = json.loads(path.read_text())
     except FileNotFoundError:
@@ -56,6 +55,41 @@ def load(directory: str | Path):
             f"{path}: format version {version} was written by a newer stockrnn; this one reads up to "
             f"{FORMAT_VERSION} (upgrade stockrnn)"
         )
+    return path, state
+
+
+def write_weights(network: torch.nn.Module, directory: Path) -> None:
+    """A network's tensors as `weights.safetensors` (no pickle)."""
+    from safetensors.torch import save_file
+
+    weights = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    save_file(weights, str(directory / "weights.safetensors"))
+
+
+def load_weights(network: torch.nn.Module, directory: Path) -> None:
+    """Load `weights.safetensors` into `network` strictly: the same tensors, shapes, all finite."""
+    path = directory / "weights.safetensors"
+    weights = read_weights(path)
+    expected = network.state_dict()
+    if set(weights) != set(expected):
+        odd = sorted(set(weights) ^ set(expected))
+        raise DataError(f"{path}: weights do not match the model in model.json (tensors {', '.join(odd[:3])})")
+    for key in expected:  # in the model's own order, so the first mismatch named is the first layer's
+        tensor = weights[key]
+        if tensor.shape != expected[key].shape:
+            raise DataError(
+                f"{path}: weights do not match the model in model.json ({key} has shape "
+                f"{tuple(tensor.shape)}, the config needs {tuple(expected[key].shape)})"
+            )
+        if not torch.isfinite(tensor).all():
+            raise DataError(f"{path}: tensor {key} holds NaN or infinite values")
+    network.load_state_dict(weights, strict=True)
+
+
+def load(directory: str | Path):
+    """Rebuild a saved model from `model.json` and load its weights strictly; never unpickles."""
+    directory = Path(directory)
+    path, state = read_model_json(directory)
     if str(state.get("model", "")).startswith("global_"):  # one network or ridge for a panel
         from .global_models import load_global
 
