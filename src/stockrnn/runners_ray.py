@@ -97,6 +97,7 @@ class RayRunner(Runner):
             return
         if self.address is None:
             ray.init(
+                address="local",  # a new Ray of our own, never a cluster that happens to run on this machine
                 num_cpus=self.jobs * self.threads,
                 include_dashboard=False,
                 _node_ip_address=LOOPBACK,
