@@ -151,6 +151,8 @@ def test_fit_on_a_folder_then_predict_a_folder_and_a_file(cli, folder, tmp_path)
     code, _, err = cli("predict", model, "--data", folder, "--out", tmp_path / "dir")
     assert code == 0, err
     assert pd.read_csv(tmp_path / "dir" / "forecast.csv").equals(forecast)
+    html = (tmp_path / "dir" / "report.html").read_text()  # the forecast table of every ticker
+    assert "stockrnn forecast" in html and all(f">{t}<" in html for t in forecast["ticker"].unique())
 
 
 def test_a_single_ticker_model_refuses_a_folder(cli, folder, tmp_path):

@@ -105,7 +105,7 @@ def predict_command(model_dir, source, horizon, out, allow_gaps, skip_bad, no_re
     if Path(str(source)).is_dir():
         from .panel_command import predict_panel
 
-        return predict_panel(model, source, horizon, out, allow_gaps, skip_bad)
+        return predict_panel(model, source, horizon, out, allow_gaps, skip_bad, not no_report)
     prices = load_one(source, allow_gaps)
     prices.column(model.config.target)
     warning = model.check_data(prices) if hasattr(model, "check_data") else None

@@ -170,8 +170,9 @@ def fit_panel(source, target, model_name, train_start, train_end, save_dir, allo
     console.print(f"Saved the global {model_name} model in [bold]{save_dir}[/]{more}")
 
 
-def predict_panel(model, source, horizon, out, allow_gaps, skip_bad) -> None:
-    """`predict DIR --data FOLDER` with a global model: one table (date, ticker, forecast, bounds)."""
+def predict_panel(model, source, horizon, out, allow_gaps, skip_bad, report: bool = True) -> None:
+    """`predict DIR --data FOLDER` with a global model: one table (date, ticker, forecast, bounds);
+    `--out DIR` writes it as forecast.csv with report.html (the table, the data, the model)."""
     from .files import atomic_dir, atomic_file
     from .panel import load_panel
 
@@ -193,15 +194,25 @@ def predict_panel(model, source, horizon, out, allow_gaps, skip_bad) -> None:
         with atomic_file(out) as tmp:
             table.to_csv(tmp, index=False, date_format="%Y-%m-%d")
     elif out:
+        from .forecaster import versions
+        from .report import write_report
+
         with atomic_dir(out) as tmp:
             table.to_csv(tmp / "forecast.csv", index=False, date_format="%Y-%m-%d")
+            if report:
+                data = {"source": str(source), "name": panel.source, "target": model.config.target,
+                        "tickers": len(tables), "skipped": [*panel.skipped, *failed]}  # fmt: skip
+                settings = {"model": f"global {model.name}", "fitted": model.fitted_, "config": model.config.to_dict()}
+                metadata = {"data": data, "settings": settings, "versions": versions()}
+                write_report(tmp / "report.html", forecast=table.set_index("date"), metadata=metadata,
+                             command=command_line())  # fmt: skip
     console = output_console()
     print_panel_forecast(console, table, f"global {model.name} forecast of {model.config.target}")
     for entry in [*panel.skipped, *failed]:
         console.print(f"  skipped {entry['ticker']}: {entry['reason']}")
     if out:
         where = out if str(out).lower().endswith(".csv") else Path(out) / "forecast.csv"
-        console.print(f"Written to [bold]{where}[/] (a folder of data gets forecast.csv only: no report.html)")
+        console.print(f"Written to [bold]{where}[/]")
 
 
 def forecast_table(tables: list):
