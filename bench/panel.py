@@ -91,6 +91,110 @@ class RecentNetwork(GlobalNetwork):
         return replace(w, fit=np.sort(np.concatenate([w.fit, recent])))
 
 
+def market_frame(panel) -> pd.DataFrame:
+    """Causal market inputs by date: on day d, from every ticker's row on d (returns clipped to
+    +-0.2 so one spliced series cannot move the market): the mean return, its cross-sectional
+    dispersion and the mean day range (log high/low), and that range's 5-day trailing mean."""
+    parts = []
+    for prices in panel.values():
+        f = prices.frame if hasattr(prices, "frame") else prices
+        close = f["close"].to_numpy(dtype=float)
+        ret = np.clip(np.diff(np.log(close), prepend=np.nan), -0.2, 0.2)
+        rng = np.clip(np.log(f["high"].to_numpy(dtype=float) / f["low"].to_numpy(dtype=float)), 0, 0.2)
+        parts.append(pd.DataFrame({"ret": ret, "rng": rng}, index=f.index))
+    long = pd.concat(parts)
+    by_day = long.groupby(level=0)
+    market = pd.DataFrame(
+        {
+            "market_return": by_day["ret"].mean(),
+            "market_dispersion": by_day["ret"].std(),
+            "market_range": by_day["rng"].mean(),
+        }
+    ).sort_index()
+    market["market_range_5"] = market["market_range"].rolling(5, min_periods=1).mean()
+    return market.fillna(0.0)
+
+
+class MarketFeatures:
+    """PanelFeatures with the market's inputs on each row's date appended (rows <= i only)."""
+
+    def __new__(cls, target: str, market: pd.DataFrame):
+        from stockrnn.panel_features import PanelFeatures
+
+        class _Market(PanelFeatures):
+            def raw(self, frame):
+                values, names = super().raw(frame)
+                extra = market.reindex(frame.index, method="ffill").fillna(0.0)
+                return np.column_stack([values, extra.to_numpy()]), [*names, *market.columns]
+
+        return _Market(target)
+
+
+def market_model(name: str, config):
+    """A global model whose inputs include the panel's market inputs (variant `market`)."""
+    import stockrnn.panel_forecaster as pf
+
+    model = make_global(name, config)
+    fit_panel = model.fit_panel
+
+    def fit_with_market(panel, *args, **kwargs):
+        market = market_frame(panel)
+        original = pf.PanelFeatures
+        pf.PanelFeatures = lambda target: MarketFeatures(target, market)
+        try:
+            return fit_panel(panel, *args, **kwargs)
+        finally:
+            pf.PanelFeatures = original
+
+    model.fit_panel = fit_with_market
+    return model
+
+
+HEADS = ("high", "low", "close")  # variant `mtl`: the target's head first, then the other two
+
+
+def multitask_model(name: str, config):
+    """Variant `mtl`: a global network with one output per target in HEADS (the loss averages
+    them); the forecast reads the first head only. Ridge is unchanged (its heads are independent)."""
+    import stockrnn.panel_forecaster as pf
+    from stockrnn.models import Ensemble, RecurrentNet
+    from stockrnn.panel_features import PanelFeatures
+
+    if name == "ridge":
+        return make_global(name, config)
+    heads = [config.target, *[h for h in HEADS if h != config.target]]
+
+    class MultiFeatures(PanelFeatures):
+        def targets(self, frame, origins, horizon):
+            parts = []
+            for head in heads:
+                self.target = head
+                parts.append(super().targets(frame, origins, horizon))
+            self.target = heads[0]
+            return np.concatenate(parts, axis=1)
+
+    class MultiNetwork(GlobalNetwork):
+        def _build(self):
+            c = self.config
+            return Ensemble(
+                [RecurrentNet(self.cell, len(self.names_), c.units, c.layers, c.dropout, c.horizon * len(heads))
+                 for _ in range(c.ensemble)]
+            )  # fmt: skip
+
+        def _predict_windows(self, x):
+            return super()._predict_windows(x)[:, : self.config.horizon]
+
+        def windows(self, panel, train_start=None, train_end=None):
+            original = pf.PanelFeatures
+            pf.PanelFeatures = MultiFeatures
+            try:
+                return super().windows(panel, train_start, train_end)
+            finally:
+                pf.PanelFeatures = original
+
+    return MultiNetwork(name, config)
+
+
 def variant_setup(variant: str, target: str) -> tuple[dict, object]:
     """(configs, global_factory) of a variant."""
     if variant == "default":
@@ -101,6 +205,18 @@ def variant_setup(variant: str, target: str) -> tuple[dict, object]:
     if variant.startswith("patience"):
         patience = int(variant[8:])
         return {n: global_config(n, target=target, patience=patience) for n in ("lstm", "gru")}, None
+    if variant == "mtl":
+        return {}, multitask_model
+    if variant == "valall":  # early stopping on every validation window, not a 20,000 sample
+        import stockrnn.panel_training as pt
+
+        pt.VAL_WINDOWS = 10**9
+        return {}, None
+    if variant == "market":
+        return {}, market_model
+    if variant.startswith("ens"):
+        n = int(variant[3:])
+        return {k: global_config(k, target=target, ensemble=n) for k in ("lstm", "gru")}, None
     if variant == "recent":
         return {}, lambda name, config: RecentNetwork(name, config) if name != "ridge" else make_global(name, config)
     raise SystemExit(f"unknown variant '{variant}'")

@@ -296,14 +296,16 @@ def _parse_numbers(column: pd.Series, raw: RawTable, name: str, european: bool) 
     else:
         text = column.astype(str).str.strip()
         is_missing = text.str.lower().isin(MISSING_TOKENS)
-        clean = text.str.replace(CURRENCY, r"\1", regex=True).str.replace(DIGIT_GROUPS, "", regex=True)
+        # Plain numbers ('43.83') parse as they are; only the rest go through the cleaning below
+        # (most files hold no '$' or thousands separators, and the regular expressions cost
+        # 0.3 s a file). A ';' file with decimal commas reads '1.234' as 1234: all of it is cleaned.
         if european:
-            eu = clean.str.fullmatch(EU_NUMBER)
-            clean = clean.where(~eu, clean.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
+            parsed = pd.Series(np.nan, index=text.index)
         else:
-            us = clean.str.fullmatch(US_NUMBER)
-            clean = clean.where(~us, clean.str.replace(",", "", regex=False))
-        parsed = pd.to_numeric(clean.where(~is_missing), errors="coerce")
+            parsed = pd.to_numeric(text.where(~is_missing), errors="coerce")
+        rest = parsed.isna() & ~is_missing
+        if rest.any():
+            parsed[rest] = pd.to_numeric(_clean_numbers(text[rest], european), errors="coerce")
         bad = (parsed.isna() & ~is_missing).to_numpy()
         if bad.any():
             pos = int(np.argmax(bad))
@@ -314,6 +316,16 @@ def _parse_numbers(column: pd.Series, raw: RawTable, name: str, european: bool) 
         pos = int(np.argmax(infinite))
         raise DataError(f"{raw.label}: {raw.where(pos)}, column {name}: {show(text.iloc[pos])} is not a finite number")
     return values
+
+
+def _clean_numbers(text: pd.Series, european: bool) -> pd.Series:
+    """'$1,234.50' -> '1234.50'; with decimal commas '1.234,5' -> '1234.5'."""
+    clean = text.str.replace(CURRENCY, r"\1", regex=True).str.replace(DIGIT_GROUPS, "", regex=True)
+    if european:
+        eu = clean.str.fullmatch(EU_NUMBER)
+        return clean.where(~eu, clean.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
+    us = clean.str.fullmatch(US_NUMBER)
+    return clean.where(~us, clean.str.replace(",", "", regex=False))
 
 
 def _repair(frame: pd.DataFrame, lines: np.ndarray, raw: RawTable) -> tuple[pd.DataFrame, Repairs]:
