@@ -33,13 +33,14 @@ import torch
 
 from . import interrupt
 from .config import NETWORKS, PRESETS, ModelConfig, model_config
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, TrainingError
 from .forecaster import RIDGE_ALPHAS
 from .intervals import Calibration
 from .models import Ensemble, RecurrentNet, keras_init_
 from .panel_features import PanelFeatures, SeriesStats
 from .panel_forecaster import GlobalForecaster, PanelWindows
 from .panel_training import EPOCH_WINDOWS, flat_windows, ridge_moments, ridge_solve, train_sampled, window_chunks
+from .runners import Unit
 from .saving import load_weights, read_model_json, write_weights
 from .training import EpochCallback, resolve_device, seed_everything
 from .windows import WindowDataset
@@ -89,9 +90,15 @@ class GlobalNetwork(GlobalForecaster):
             ]
         )
 
-    def _fit_data(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None):
+    def _fit_data(
+        self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None, runner=None
+    ):
         self.device_ = resolve_device(self.config.device)
         seed_everything(self.config.seed)
+        if runner is not None and runner.jobs > 1 and self.config.ensemble > 1:
+            self.network_, self.losses_ = self._fit_members(data, fit, val, runner)
+            self.network_.to(self.device_).eval()
+            return
         self.network_ = self._build().to(self.device_)
         self.losses_ = []
         for i, member in enumerate(self.network_.members):
@@ -99,22 +106,36 @@ class GlobalNetwork(GlobalForecaster):
                 self.network_.members = self.network_.members[:i]
                 self.config = replace(self.config, ensemble=i)
                 break
-            seed_everything(self.config.seed + i)
-            keras_init_(member)  # each member's initial weights come from its own seed
-            losses = train_sampled(
-                member,
-                data,
-                fit,
-                val,
-                self.config,
-                self.device_,
-                self.epoch_windows,
-                on_epoch,
-                f"global {self.cell}",
-                i,
+            self.losses_.append(
+                train_member(member, data, fit, val, self.config, self.device_, i, self.epoch_windows, on_epoch)
             )
-            self.losses_.append(losses)
         self.network_.eval()
+
+    def _fit_members(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, runner) -> tuple[Ensemble, list]:
+        """Each ensemble member as a unit of `runner` (the cores train members side by side). A
+        member's numbers are those of the sequential loop: it is seeded from the run seed and its
+        index alone, and runs with the runner's thread count."""
+        units = [
+            Unit(
+                f"global {self.cell} member {i}",
+                _member_unit,
+                (self.cell, self.config.to_dict(), len(self.names_), i, self.epoch_windows),
+            )
+            for i in range(self.config.ensemble)
+        ]
+        outcomes = runner.run(units, shared=(data, fit, val))
+        done = [outcomes[u.key] for u in units if u.key in outcomes and outcomes[u.key].ok]
+        failed = [outcomes[u.key] for u in units if u.key in outcomes and not outcomes[u.key].ok]
+        if failed:
+            raise TrainingError(f"{failed[0].key}: {failed[0].error}")
+        if not done:
+            raise TrainingError(f"global {self.cell}: no ensemble member finished (interrupted)")
+        if len(done) < self.config.ensemble:  # a first Ctrl-C: keep the members trained so far
+            self.config = replace(self.config, ensemble=len(done))
+        network = self._build()
+        for member, outcome in zip(network.members, done, strict=True):
+            member.load_state_dict(outcome.value[0])
+        return network, [outcome.value[1] for outcome in done]
 
     @torch.no_grad()
     def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
@@ -131,6 +152,35 @@ class GlobalNetwork(GlobalForecaster):
         self.network_.to(self.device_).eval()
 
 
+def train_member(
+    member: RecurrentNet,
+    data: WindowDataset,
+    fit: np.ndarray,
+    val: np.ndarray,
+    config: ModelConfig,
+    device: torch.device,
+    index: int,
+    epoch_windows: int,
+    on_epoch: EpochCallback | None = None,
+) -> list[float]:
+    """Train ensemble member `index` from its own seed (config.seed + index): the same numbers
+    in the sequential loop and in a runner's worker."""
+    seed_everything(config.seed + index)
+    keras_init_(member)  # each member's initial weights come from its own seed
+    return train_sampled(
+        member, data, fit, val, config, device, epoch_windows, on_epoch, f"global {member.cell}", index
+    )
+
+
+def _member_unit(shared: tuple, cell: str, config: dict, n_inputs: int, index: int, epoch_windows: int):
+    """A runner unit: (state_dict, losses) of one member trained on the shared (data, fit, val)."""
+    data, fit, val = shared
+    c = ModelConfig.from_dict(config)
+    member = RecurrentNet(cell, n_inputs, c.units, c.layers, c.dropout, c.horizon)
+    losses = train_member(member, data, fit, val, c, resolve_device(c.device), index, epoch_windows)
+    return {k: v.detach().cpu() for k, v in member.state_dict().items()}, losses
+
+
 class GlobalRidge(GlobalForecaster):
     """One ridge regression on the pooled windows of every ticker (the bar a global network must
     clear). Solved from accumulated normal equations, so a million windows are never copied
@@ -141,7 +191,9 @@ class GlobalRidge(GlobalForecaster):
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__(config or global_config("ridge"))
 
-    def _fit_data(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None):
+    def _fit_data(
+        self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None, runner=None
+    ):
         moments = ridge_moments(data, fit)
         best = (np.inf, 1.0)
         if len(val) >= 5:

@@ -166,7 +166,9 @@ def evaluate_panel(
     for done, name in enumerate((n for n in names if n in GLOBAL_MODELS), start=1):
         callback = None if on_epoch is None else on_epoch(name, configs[name])
         try:
-            fitted[name] = global_factory(name, configs[name]).fit_panel(usable, train_start, train_end, callback)
+            fitted[name] = global_factory(name, configs[name]).fit_panel(
+                usable, train_start, train_end, callback, runner
+            )
         except StockrnnError as exc:
             failed.append({"unit": f"{name} (global fit)", "error": str(exc)})
         if on_progress is not None:

@@ -34,6 +34,7 @@ from .panel_features import (
     stats_rows,
     validation_cutoff,
 )
+from .runners import Runner
 from .training import EpochCallback
 from .windows import WindowDataset, position, train_origins
 
@@ -64,7 +65,11 @@ class GlobalForecaster:
             raise ConfigError(f"a global {self.name} model needs relative features, not '{self.config.features}'")
 
     # -- what a subclass provides -------------------------------------------------------------
-    def _fit_data(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None):
+    def _fit_data(
+        self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None, runner=None
+    ):
+        """Fit on windows `fit`, early stopping/penalty choice on `val`; a `runner` with several
+        jobs may train parts (ensemble members) side by side."""
         raise NotImplementedError
 
     def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
@@ -86,12 +91,14 @@ class GlobalForecaster:
         train_start: str | pd.Timestamp | None = None,
         train_end: str | pd.Timestamp | None = None,
         on_epoch: EpochCallback | None = None,
+        runner: Runner | None = None,
     ) -> GlobalForecaster:
         """Fit one model on the windows from `train_start` to `train_end` (inclusive) of every
-        ticker; tickers too short or unusable are skipped (listed in `fitted_["skipped"]`)."""
+        ticker; tickers too short or unusable are skipped (listed in `fitted_["skipped"]`). With a
+        `runner` of several jobs, an ensemble's members train as its units (same numbers)."""
         windows = self.windows(panel, train_start, train_end)
         frames, cutoff = windows.frames, windows.cutoff
-        self._fit_data(windows.data, windows.fit, windows.val, on_epoch)
+        self._fit_data(windows.data, windows.fit, windows.val, on_epoch, runner)
         self.train_end_ = max(f.index[-1] for f in frames.values())
         self.calibration_ = self._calibrate(frames, cutoff)
         digest = hashlib.sha256("".join(f"{t}:{fingerprint(f)};" for t, f in frames.items()).encode())
