@@ -61,8 +61,17 @@ def _finish(fig, ax, title: str, ylabel: str, path: Target) -> Target:
     ax.set_xlabel("date")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=9)
-    fig.tight_layout()
+    fixed_layout(fig)
     return save(fig, path)
+
+
+# Fixed margins for the figures drawn for every ticker of a panel: tight_layout measures every
+# text box and cost 0.1-0.3 s a figure, half the time of writing a 250-ticker panel's folders.
+MARGINS = dict(left=0.08, right=0.985, top=0.92, bottom=0.11)
+
+
+def fixed_layout(fig, **margins) -> None:
+    fig.subplots_adjust(**{**MARGINS, **margins})
 
 
 def save(fig, path: Target) -> Target:

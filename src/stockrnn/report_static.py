@@ -45,7 +45,7 @@ def lag_figure(evaluation: Evaluation, path: plots.Target) -> plots.Target:
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
+    plots.fixed_layout(fig, left=0.07, bottom=0.19, top=0.9, wspace=0.18)
     return plots.save(fig, path)
 
 
