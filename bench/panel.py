@@ -13,7 +13,13 @@ Spans: sp500 trains through 2017 and validates on 2018, tests 2019-01-01 .. 2020
 2017-12-29) trains through 2015 and validates on 2016, tests 2017. Variants (validation only):
 `seedN` the global networks with seed N; `patienceN` early stopping after N epochs without a better
 validation loss (default 4); `recent` the training windows of the last 3 training years
-drawn twice as often (each appears twice in the sampling pool).
+drawn twice as often (each appears twice in the sampling pool); `ensN` an ensemble of N networks
+(seeds 0..N-1, forecasts averaged); `market` the panel's causal market inputs appended to every
+ticker's (on each date, from every ticker's row that day: mean return, cross-sectional dispersion
+of returns, mean day range and its 5-day mean), for every global model, the ridge included;
+`mtl` multi-task heads (High, Low and Close of the next day at once, the loss averaged over the
+three; the forecast reads the target's head); `valall` early stopping on every validation window
+instead of a fixed sample of 20,000.
 """
 
 from __future__ import annotations
@@ -398,7 +404,9 @@ def main() -> int:
     parser.add_argument("--phase", choices=("validation", "test", "both"), default="both")
     parser.add_argument("--data", type=Path, default=default_data(), help="default: ../shared/data/sp500")
     parser.add_argument("--target", choices=("high", "close"), default="high")
-    parser.add_argument("--variant", default="default", help="default, seedN, patienceN or recent (validation)")
+    parser.add_argument(
+        "--variant", default="default", help="default, seedN, patienceN, recent, ensN, market, mtl or valall"
+    )
     parser.add_argument("--models", help="panel models (default: lstm,gru,ridge,ridge_local,persistence)")
     parser.add_argument("--tickers", type=int, help="only the first N tickers (a smoke run)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
