@@ -62,3 +62,31 @@ def test_ensemble_members_differ_and_are_all_trained():
     assert len(model.network_.members) == 3 and len(model.losses_) == 3
     first = [m.head.weight.detach() for m in model.network_.members]
     assert not torch.allclose(first[0], first[1])
+
+
+def test_progress_callbacks_go_to_fit_not_to_the_model():
+    """A model holds no callback (it would have to travel with it to a worker process): `fit` takes it."""
+    prices = load_prices(make_prices(200))
+    config = model_config("lstm", window=5, units=4, epochs=3, ensemble=2, val_fraction=0.0)
+    model = make_forecaster("lstm", config)
+    seen: list[EpochInfo] = []
+    model.fit(prices, on_epoch=seen.append)
+    assert [(i.member, i.epoch) for i in seen] == [(m, e) for m in (0, 1) for e in (1, 2, 3)]
+    assert not hasattr(model, "on_epoch")
+    with pytest.raises(TypeError):
+        make_forecaster("lstm", config, seen.append)
+
+
+def test_evaluate_asks_each_model_for_its_epoch_callback():
+    from stockrnn import evaluate
+
+    prices = load_prices(make_prices(200))
+    models = [make_forecaster("gru", model_config("gru", window=5, units=4, epochs=2, ensemble=1)), "ridge"]
+    asked, seen = [], []
+
+    def on_epoch(name, config):
+        asked.append(name)
+        return seen.append if name == "gru" else None
+
+    evaluate(prices, models, test_start="2020-06-01", on_epoch=on_epoch)
+    assert asked == ["gru", "ridge", "persistence"] and [i.epoch for i in seen] == [1, 2]

@@ -17,6 +17,7 @@ from .errors import ConfigError
 from .evaluate import DEFAULT_COST_BPS, Evaluation, long_table, prepare_models, test_span, walk_forward
 from .forecaster import Forecaster, RidgeForecaster, make_forecaster
 from .scoring import model_settings, run_metrics, score_models
+from .training import EpochCallbacks
 from .windows import position
 
 WINDOW_MODES = ("expanding", "rolling")
@@ -41,7 +42,7 @@ def refit_positions(first: int, last: int, refit_every: int) -> list[int]:
 
 def fresh(model: Forecaster) -> Forecaster:
     """An unfitted copy with the same settings: new scaler, new weights from the same seed."""
-    return make_forecaster(model.name, model.config, getattr(model, "on_epoch", None))
+    return make_forecaster(model.name, model.config)
 
 
 def backtest(
@@ -56,11 +57,13 @@ def backtest(
     settings: dict | None = None,
     cost_bps: float = DEFAULT_COST_BPS,
     on_fold: FoldCallback | None = None,
+    on_epoch: EpochCallbacks | None = None,
 ) -> Backtest:
     """Walk forward from `test_start`: at each refit date fit fresh models on the rows before it
     (all of them from `train_start`, or the last `train_days` in rolling mode) and forecast each
     day until the next refit date from the data up to the day before. Persistence and ridge are
-    always included. A first Ctrl-C ends the backtest after the current fold."""
+    always included. A first Ctrl-C ends the backtest after the current fold. `on_epoch(name,
+    config)` gives each model's epoch callback, told in every fold."""
     prices = as_prices(prices)
     models, target, horizon = prepare_models(models)
     if not any(isinstance(m, RidgeForecaster) for m in models):
@@ -109,7 +112,7 @@ def backtest(
             on_fold(i + 1, len(spans), folds[-1])
         return interrupt.requested()  # first Ctrl-C: score the folds done so far
 
-    forecasts, _ = walk_forward(prices, models, spans, fresh, after_fold)
+    forecasts, _ = walk_forward(prices, models, spans, fresh, after_fold, on_epoch)
     last = spans[len(folds) - 1][2]
     predictions = long_table(series, forecasts, first, last, horizon)
     fold_starts = index[[int(index.get_loc(pd.Timestamp(f["test_start"]))) for f in folds]]

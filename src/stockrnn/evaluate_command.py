@@ -149,12 +149,13 @@ def evaluate_one(
 
     started = time.perf_counter()
     progress = TrainingProgress(quiet)
-    models = []
-    for name, config in configs.items():
-        callback = progress.callback(name, config, ticker) if name in NETWORKS else None
-        models.append(make_forecaster(name, config, callback))
+    models = [make_forecaster(name, config) for name, config in configs.items()]
+
+    def on_epoch(name: str, config):
+        return progress.callback(name, config, ticker) if name in NETWORKS else None
+
     with progress:
-        evaluation = evaluate(prices, models, settings=settings, **spans)
+        evaluation = evaluate(prices, models, settings=settings, on_epoch=on_epoch, **spans)
     evaluation.metrics["settings"]["seconds"] = round(time.perf_counter() - started, 1)
     evaluation.metrics["interrupted"] = interrupt.requested()
     return evaluation

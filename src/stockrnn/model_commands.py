@@ -65,9 +65,9 @@ def fit_command(
     print_data(console, prices)
     progress = TrainingProgress(quiet)
     callback = progress.callback(model_name, config) if model_name in NETWORKS else None
-    model = make_forecaster(model_name, config, callback)
+    model = make_forecaster(model_name, config)
     with progress:
-        model.fit(prices, train_start=start, train_end=end)
+        model.fit(prices, train_start=start, train_end=end, on_epoch=callback)
     model.fitted_["interrupted"] = interrupt.requested()
     model.save(save_dir)
     print_forecast(console, model.predict(prices, config.horizon), f"{model_name} forecast of {target}")

@@ -21,11 +21,10 @@ from .windows import WindowDataset
 class NetworkForecaster(WindowForecaster):
     """An LSTM or GRU network (`cell`), trained on shuffled windows with the configured optimiser."""
 
-    def __init__(self, cell: str = "lstm", config: ModelConfig | None = None, on_epoch: EpochCallback | None = None):
+    def __init__(self, cell: str = "lstm", config: ModelConfig | None = None):
         super().__init__(config)
         self.cell = cell
         self.name = cell
-        self.on_epoch = on_epoch
 
     def _tail_held_out(self, n_tail: int) -> bool:
         return n_tail > 0  # the validation tail is held out from the gradient steps
@@ -38,7 +37,7 @@ class NetworkForecaster(WindowForecaster):
         ]
         return Ensemble(members)
 
-    def _fit_windows(self, data: WindowDataset) -> None:
+    def _fit_windows(self, data: WindowDataset, on_epoch: EpochCallback | None = None) -> None:
         self.device_ = resolve_device(self.config.device)
         seed_everything(self.config.seed)
         self.network_ = self._build().to(self.device_)
@@ -50,7 +49,7 @@ class NetworkForecaster(WindowForecaster):
                 break
             seed_everything(self.config.seed + i)
             keras_init_(member)  # each member's initial weights come from its own seed
-            losses = train(member, data, self.config, self.device_, self.on_epoch, label=self.cell, member=i)
+            losses = train(member, data, self.config, self.device_, on_epoch, label=self.cell, member=i)
             self.losses_.append(losses)
         self.network_.eval()
 

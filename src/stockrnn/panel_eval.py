@@ -77,7 +77,7 @@ class GlobalMember:
     def history(self) -> int:
         return getattr(self.model, "history", self.config.window)
 
-    def fit(self, prices: Prices, train_start=None, train_end=None) -> GlobalMember:
+    def fit(self, prices: Prices, train_start=None, train_end=None, on_epoch=None) -> GlobalMember:
         if train_end is not None and len(prices.frame.loc[pd.Timestamp(train_end) : self.train_end]) > 1:
             raise ConfigError(
                 f"{prices.source}: the global {self.name} model was trained on rows up to {self.train_end:%Y-%m-%d}, "

@@ -18,6 +18,8 @@ from .errors import ConfigError, TrainingError
 from .windows import WindowDataset
 
 EpochCallback = Callable[["EpochInfo"], None]
+# For a run of several models (evaluate, backtest, a panel run): each model's callback, by its name and config.
+EpochCallbacks = Callable[[str, ModelConfig], "EpochCallback | None"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -75,9 +75,9 @@ def run_trial(params: dict, spec: dict, report: EpochCallback | None = None) -> 
         if report is not None:
             report(info)
 
-    model = make_forecaster(spec["model"], config, on_epoch)
+    model = make_forecaster(spec["model"], config)
     try:
-        model.fit(prices, train_end=index[first - 1])
+        model.fit(prices, train_end=index[first - 1], on_epoch=on_epoch)
         forecast = model.rolling(prices, index[first])["step_1"].to_numpy()
     except optuna.TrialPruned:
         return {"state": "pruned", "epochs": max(epochs, default=0)}
