@@ -52,9 +52,9 @@ def fit(name: str, panel: dict[str, Prices], **overrides) -> object:
 class Spy(GlobalRidge):
     """A pooled ridge that keeps the windows it was fitted on."""
 
-    def _fit_data(self, data, fit, val, on_epoch):
+    def _fit_data(self, data, fit, val, on_epoch, stop):
         self.seen = (data, fit, val)
-        super()._fit_data(data, fit, val, on_epoch)
+        super()._fit_data(data, fit, val, on_epoch, stop)
 
 
 def test_windows_never_cross_tickers_and_targets_belong_to_their_ticker() -> None:

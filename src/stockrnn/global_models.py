@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import interrupt
 from .config import NETWORKS, PRESETS, ModelConfig, model_config
 from .errors import ConfigError, DataError
 from .forecaster import RIDGE_ALPHAS
+from .interrupt import StopToken, token
 from .intervals import Calibration
 from .models import Ensemble, RecurrentNet, keras_init_
 from .panel_features import PanelFeatures, SeriesStats
@@ -89,13 +89,21 @@ class GlobalNetwork(GlobalForecaster):
             ]
         )
 
-    def _fit_data(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None):
+    def _fit_data(
+        self,
+        data: WindowDataset,
+        fit: np.ndarray,
+        val: np.ndarray,
+        on_epoch: EpochCallback | None,
+        stop: StopToken | None,
+    ):
+        stop = token(stop)
         self.device_ = resolve_device(self.config.device)
         seed_everything(self.config.seed)
         self.network_ = self._build().to(self.device_)
         self.losses_ = []
         for i, member in enumerate(self.network_.members):
-            if i > 0 and interrupt.requested():  # Ctrl-C: keep the members trained so far
+            if i > 0 and stop.requested:  # Ctrl-C: keep the members trained so far
                 self.network_.members = self.network_.members[:i]
                 self.config = replace(self.config, ensemble=i)
                 break
@@ -112,6 +120,7 @@ class GlobalNetwork(GlobalForecaster):
                 on_epoch,
                 f"global {self.cell}",
                 i,
+                stop,
             )
             self.losses_.append(losses)
         self.network_.eval()
@@ -141,7 +150,14 @@ class GlobalRidge(GlobalForecaster):
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__(config or global_config("ridge"))
 
-    def _fit_data(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None):
+    def _fit_data(
+        self,
+        data: WindowDataset,
+        fit: np.ndarray,
+        val: np.ndarray,
+        on_epoch: EpochCallback | None,
+        stop: StopToken | None,
+    ):
         moments = ridge_moments(data, fit)
         best = (np.inf, 1.0)
         if len(val) >= 5:

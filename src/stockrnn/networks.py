@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import interrupt
 from .config import ModelConfig
 from .forecaster import WindowForecaster
+from .interrupt import StopToken, token
 from .models import Ensemble, RecurrentNet, keras_init_
 from .saving import load_weights, write_weights
 from .training import EpochCallback, resolve_device, seed_everything, train
@@ -37,19 +37,22 @@ class NetworkForecaster(WindowForecaster):
         ]
         return Ensemble(members)
 
-    def _fit_windows(self, data: WindowDataset, on_epoch: EpochCallback | None = None) -> None:
+    def _fit_windows(
+        self, data: WindowDataset, on_epoch: EpochCallback | None = None, stop: StopToken | None = None
+    ) -> None:
+        stop = token(stop)
         self.device_ = resolve_device(self.config.device)
         seed_everything(self.config.seed)
         self.network_ = self._build().to(self.device_)
         self.losses_ = []
         for i, member in enumerate(self.network_.members):
-            if i > 0 and interrupt.requested():  # Ctrl-C: keep the members trained so far
+            if i > 0 and stop.requested:  # Ctrl-C: keep the members trained so far
                 self.network_.members = self.network_.members[:i]
                 self.config = replace(self.config, ensemble=i)
                 break
             seed_everything(self.config.seed + i)
             keras_init_(member)  # each member's initial weights come from its own seed
-            losses = train(member, data, self.config, self.device_, on_epoch, label=self.cell, member=i)
+            losses = train(member, data, self.config, self.device_, on_epoch, self.cell, i, stop)
             self.losses_.append(losses)
         self.network_.eval()
 

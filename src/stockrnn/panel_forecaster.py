@@ -20,6 +20,7 @@ from .data import Prices, as_prices
 from .errors import ConfigError, DataError
 from .files import atomic_dir
 from .forecaster import FORMAT_VERSION, PREDICT_CHUNK, _check_finite, fingerprint, versions
+from .interrupt import StopToken
 from .intervals import Calibration, calibrate, interval_columns
 from .panel_features import (
     INPUT_BOUND,
@@ -64,7 +65,14 @@ class GlobalForecaster:
             raise ConfigError(f"a global {self.name} model needs relative features, not '{self.config.features}'")
 
     # -- what a subclass provides -------------------------------------------------------------
-    def _fit_data(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None):
+    def _fit_data(
+        self,
+        data: WindowDataset,
+        fit: np.ndarray,
+        val: np.ndarray,
+        on_epoch: EpochCallback | None,
+        stop: StopToken | None,
+    ):
         raise NotImplementedError
 
     def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
@@ -86,12 +94,14 @@ class GlobalForecaster:
         train_start: str | pd.Timestamp | None = None,
         train_end: str | pd.Timestamp | None = None,
         on_epoch: EpochCallback | None = None,
+        stop: StopToken | None = None,
     ) -> GlobalForecaster:
         """Fit one model on the windows from `train_start` to `train_end` (inclusive) of every
-        ticker; tickers too short or unusable are skipped (listed in `fitted_["skipped"]`)."""
+        ticker; tickers too short or unusable are skipped (listed in `fitted_["skipped"]`). A `stop`
+        request (a first Ctrl-C) ends a network's training after the current batch."""
         windows = self.windows(panel, train_start, train_end)
         frames, cutoff = windows.frames, windows.cutoff
-        self._fit_data(windows.data, windows.fit, windows.val, on_epoch)
+        self._fit_data(windows.data, windows.fit, windows.val, on_epoch, stop)
         self.train_end_ = max(f.index[-1] for f in frames.values())
         self.calibration_ = self._calibrate(frames, cutoff)
         digest = hashlib.sha256("".join(f"{t}:{fingerprint(f)};" for t, f in frames.items()).encode())

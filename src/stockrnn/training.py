@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import interrupt
 from .config import ModelConfig
 from .errors import ConfigError, TrainingError
+from .interrupt import StopToken, token
 from .windows import WindowDataset
 
 EpochCallback = Callable[["EpochInfo"], None]
@@ -56,8 +56,9 @@ class EpochInfo:
     epoch: int
     loss: float
     val_loss: float | None
-    last: bool  # the member's training ends after this epoch (all epochs done or early stop)
+    last: bool  # the member's training ends after this epoch (all epochs done, early stop or a stop request)
     seconds: float = 0.0  # since this member's training began
+    interrupted: bool = False  # a stop request (a first Ctrl-C) ends it, not the epochs or early stopping
 
 
 def train(
@@ -68,6 +69,7 @@ def train(
     on_epoch: EpochCallback | None = None,
     label: str = "network",
     member: int = 0,
+    stop: StopToken | None = None,
 ) -> list[float]:
     """Train `net` on the windows of `data`; returns the training loss of each epoch.
 
@@ -82,7 +84,7 @@ def train(
     generator = torch.Generator().manual_seed(config.seed + member)
     items = torch.arange(len(data))
     fit, val = items[: len(data) - n_val], items[len(data) - n_val :]
-    return train_windows(net, data, fit, val, config, device, generator, None, on_epoch, label, member)
+    return train_windows(net, data, fit, val, config, device, generator, None, on_epoch, label, member, stop)
 
 
 def train_windows(
@@ -97,11 +99,14 @@ def train_windows(
     on_epoch: EpochCallback | None = None,
     label: str = "network",
     member: int = 0,
+    stop: StopToken | None = None,
 ) -> list[float]:
     """The one training loop: each epoch, `per_epoch` windows of `fit` (all of them, by default)
     in a fresh random order from `generator`; early stopping, halving the learning rate and
     restoring the best weights on windows `val` (none: no early stopping). A single ticker's
-    network runs full epochs over its windows; a panel's global network samples each epoch."""
+    network runs full epochs over its windows; a panel's global network samples each epoch. A
+    `stop` request (a first Ctrl-C) ends training after the current batch, keeping what was learned."""
+    stop = token(stop)
     optimizer = make_optimizer(net.parameters(), config)
     scheduler = None
     if len(val):
@@ -129,7 +134,7 @@ def train_windows(
             optimizer.step()
             total += loss.item() * len(items)
             seen += len(items)
-            if interrupt.requested():  # first Ctrl-C: stop after this batch, keep what was learned
+            if stop.requested:  # first Ctrl-C: stop after this batch, keep what was learned
                 break
         epoch_loss = total / seen
         if not math.isfinite(epoch_loss):
@@ -149,9 +154,9 @@ def train_windows(
                 stale += 1
         last = epoch == config.epochs or stale >= config.patience
         if on_epoch is not None:
-            stop = last or interrupt.requested()
-            on_epoch(EpochInfo(member, epoch, epoch_loss, val_loss, stop, time.perf_counter() - started))
-        if last or interrupt.requested():
+            seconds, interrupted = time.perf_counter() - started, stop.requested
+            on_epoch(EpochInfo(member, epoch, epoch_loss, val_loss, last or interrupted, seconds, interrupted))
+        if last or stop.requested:  # read again: the callback may have asked to stop
             break
     if best_state is not None:
         net.load_state_dict(best_state)
