@@ -41,7 +41,7 @@ from .panel_features import PanelFeatures, SeriesStats
 from .panel_forecaster import GlobalForecaster, PanelWindows
 from .panel_training import EPOCH_WINDOWS, flat_windows, ridge_moments, ridge_solve, train_sampled, window_chunks
 from .saving import load_weights, read_model_json, write_weights
-from .training import EpochCallback, resolve_device, seed_everything
+from .training import EpochCallback, resolve_device, with_own_rng
 from .windows import WindowDataset
 
 GLOBAL_DEFAULTS = dict(window=20, units=64, layers=1, batch_size=512, lr=2e-3, epochs=30, patience=4, ensemble=1)
@@ -89,6 +89,7 @@ class GlobalNetwork(GlobalForecaster):
             ]
         )
 
+    @with_own_rng
     def _fit_data(
         self,
         data: WindowDataset,
@@ -99,7 +100,7 @@ class GlobalNetwork(GlobalForecaster):
     ):
         stop = token(stop)
         self.device_ = resolve_device(self.config.device)
-        seed_everything(self.config.seed)
+        torch.manual_seed(self.config.seed)
         self.network_ = self._build().to(self.device_)
         self.losses_ = []
         for i, member in enumerate(self.network_.members):
@@ -107,7 +108,7 @@ class GlobalNetwork(GlobalForecaster):
                 self.network_.members = self.network_.members[:i]
                 self.config = replace(self.config, ensemble=i)
                 break
-            seed_everything(self.config.seed + i)
+            torch.manual_seed(self.config.seed + i)
             keras_init_(member)  # each member's initial weights come from its own seed
             losses = train_sampled(
                 member,
@@ -133,6 +134,7 @@ class GlobalNetwork(GlobalForecaster):
     def _write_weights(self, directory: Path) -> None:
         write_weights(self.network_, directory)
 
+    @with_own_rng  # the default init of the weights it loads over draws from torch's generator
     def _restore(self, state: dict, directory: Path) -> None:
         self.device_ = resolve_device(self.config.device)
         self.network_ = self._build()

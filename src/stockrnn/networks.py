@@ -14,7 +14,7 @@ from .forecaster import WindowForecaster
 from .interrupt import StopToken, token
 from .models import Ensemble, RecurrentNet, keras_init_
 from .saving import load_weights, write_weights
-from .training import EpochCallback, resolve_device, seed_everything, train
+from .training import EpochCallback, resolve_device, train, with_own_rng
 from .windows import WindowDataset
 
 
@@ -37,12 +37,13 @@ class NetworkForecaster(WindowForecaster):
         ]
         return Ensemble(members)
 
+    @with_own_rng
     def _fit_windows(
         self, data: WindowDataset, on_epoch: EpochCallback | None = None, stop: StopToken | None = None
     ) -> None:
         stop = token(stop)
         self.device_ = resolve_device(self.config.device)
-        seed_everything(self.config.seed)
+        torch.manual_seed(self.config.seed)
         self.network_ = self._build().to(self.device_)
         self.losses_ = []
         for i, member in enumerate(self.network_.members):
@@ -50,7 +51,7 @@ class NetworkForecaster(WindowForecaster):
                 self.network_.members = self.network_.members[:i]
                 self.config = replace(self.config, ensemble=i)
                 break
-            seed_everything(self.config.seed + i)
+            torch.manual_seed(self.config.seed + i)
             keras_init_(member)  # each member's initial weights come from its own seed
             losses = train(member, data, self.config, self.device_, on_epoch, self.cell, i, stop)
             self.losses_.append(losses)
@@ -64,6 +65,7 @@ class NetworkForecaster(WindowForecaster):
     def _write_weights(self, directory: Path) -> None:
         write_weights(self.network_, directory)
 
+    @with_own_rng  # the default init of the weights it loads over draws from torch's generator
     def _restore(self, state: dict, directory: Path) -> None:
         super()._restore(state, directory)
         self.device_ = resolve_device(self.config.device)

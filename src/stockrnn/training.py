@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
-import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -31,11 +31,27 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int) -> None:
-    """One seed for Python, NumPy and torch, so a rerun gives the same numbers."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+@contextmanager
+def own_rng(device: torch.device | None = None) -> Iterator[None]:
+    """A block with torch's global random state to itself: what it seeds and draws (weight init and
+    dropout masks, which have no generator argument) is undone after it, so a fit gives the same
+    numbers for the same seed and leaves the caller's random state as it was. The windows' order
+    has a torch.Generator of its own; NumPy's and Python's global generators are not used."""
+    devices = list(range(torch.cuda.device_count())) if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
+def with_own_rng(fit: Callable) -> Callable:
+    """A model's fitting method run in `own_rng` on the model's device: it may seed torch's global
+    generator (`torch.manual_seed`) freely, the caller's random state is restored afterwards."""
+
+    @functools.wraps(fit)
+    def fit_with_own_rng(self, *args, **kwargs):
+        with own_rng(resolve_device(self.config.device)):
+            return fit(self, *args, **kwargs)
+
+    return fit_with_own_rng
 
 
 def make_optimizer(params, config: ModelConfig) -> torch.optim.Optimizer:
