@@ -61,10 +61,10 @@ BAD_INPUT = {"ConfigError": ConfigError, "DataError": DataError}  # a trial's ba
 def run_trial(params: dict, spec: dict, report: EpochCallback | None = None, stop: StopToken | None = None) -> dict:
     """Fit `spec["model"]` with `params` on the rows before the validation period and score it
     there. Pure: the result depends on (params, spec) only. `report`, when given, is told every
-    epoch and may stop the trial by raising optuna.TrialPruned; a `stop` request ends its training
-    after the current batch. Returns {"state": "complete", "value",
-    "rmse", "persistence_rmse", "skill", "days", "epochs"}, {"state": "pruned", ...} or
-    {"state": "fail", "error"} (training diverged)."""
+    epoch and may stop the trial by raising optuna.TrialPruned; a `stop` request (a first Ctrl-C)
+    ends its training after the current batch. Returns {"state": "complete", "value", "rmse",
+    "persistence_rmse", "skill", "days", "epochs"}, {"state": "pruned", ...} or {"state": "fail",
+    "error"} (training diverged)."""
     prices = load_prices(spec["data"], allow_gaps=spec["allow_gaps"]).slice(end=spec["train_end"])
     index = prices.index
     first = position(index, spec["val_start"], "validation start", prices.source)
