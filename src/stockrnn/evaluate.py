@@ -195,8 +195,7 @@ def walk_forward(
     fitted_by_fold = []
     for i, (begin, start, end) in enumerate(folds):
         fitted = [
-            to_fit(m).fit(prices, index[begin], index[start - 1], on_epoch=callbacks[m.name], stop=stop)
-            for m in models
+            to_fit(m).fit(prices, index[begin], index[start - 1], on_epoch=callbacks[m.name], stop=stop) for m in models
         ]
         for model in fitted:
             frames[model.name].append(model.rolling(prices, index[start], index[end]))
