@@ -80,11 +80,9 @@ def worker_train(cell: str, epochs: int, seed: int, impl: str = "fused") -> dict
         use_torch_modules()
     prices = load_prices(IBM)
     stamps: list[float] = []
-    model = NetworkForecaster(
-        cell, reference_config(cell, seed, epochs), on_epoch=lambda _: stamps.append(time.perf_counter())
-    )
+    model = NetworkForecaster(cell, reference_config(cell, seed, epochs))
     start = time.perf_counter()
-    model.fit(prices, train_end=TRAIN_END)
+    model.fit(prices, train_end=TRAIN_END, on_epoch=lambda _: stamps.append(time.perf_counter()))
     seconds = np.diff([start, *stamps]).tolist()
     forecast = model.rolling(prices, start=TEST_START)["step_1"].to_numpy()
     return {"epoch_seconds": seconds, "predicted": forecast.tolist(), "peak_mb": peak_mb()}

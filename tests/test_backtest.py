@@ -41,9 +41,9 @@ def test_refit_dates_and_training_spans(prices, monkeypatch):
     calls = []
     original = Forecaster.fit
 
-    def spy(self, data, train_start=None, train_end=None):
+    def spy(self, data, train_start=None, train_end=None, **hooks):
         calls.append((self.name, self, pd.Timestamp(train_start), pd.Timestamp(train_end)))  # kept alive
-        return original(self, data, train_start, train_end)
+        return original(self, data, train_start, train_end, **hooks)
 
     monkeypatch.setattr(Forecaster, "fit", spy)
     done = []
@@ -70,9 +70,9 @@ def test_rolling_window_mode_trains_on_the_last_days(prices, monkeypatch):
     spans = []
     original = Forecaster.fit
 
-    def spy(self, data, train_start=None, train_end=None):
+    def spy(self, data, train_start=None, train_end=None, **hooks):
         spans.append((pd.Timestamp(train_start), pd.Timestamp(train_end)))
-        return original(self, data, train_start, train_end)
+        return original(self, data, train_start, train_end, **hooks)
 
     monkeypatch.setattr(Forecaster, "fit", spy)
     result = backtest(prices, [ridge()], test_start=prices.index[TEST_START], refit_every=30,

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 import torch
 
-from stockrnn import TrainingError, interrupt, load_prices, make_forecaster, model_config
+from stockrnn import TrainingError, load_prices, make_forecaster, model_config
 from stockrnn.files import atomic_dir, atomic_file, clean_stale
+from stockrnn.interrupt import StopToken, two_stage_ctrl_c
 from stockrnn.models import RecurrentNet
 from stockrnn.training import train
 from stockrnn.windows import WindowDataset
@@ -237,6 +238,30 @@ def test_second_ctrl_c_exits_130_at_once_leaving_nothing(tmp_path):
     assert not out.exists() and hidden(tmp_path) == []
 
 
+def test_two_stage_ctrl_c_yields_its_own_token_and_restores_the_handler():
+    """No process-wide flag: each block has its token; the first Ctrl-C sets it, the second raises."""
+    notes, before = [], signal.getsignal(signal.SIGINT)
+    with two_stage_ctrl_c(lambda: notes.append(1)) as stop:
+        assert not stop.requested
+        signal.raise_signal(signal.SIGINT)
+        assert stop.requested and notes == [1]
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
+    with two_stage_ctrl_c(lambda: None) as again:
+        assert not again.requested and again is not stop
+
+
+def test_a_token_sent_to_another_process_is_a_fresh_one():
+    """A worker gets no driver token: the driver cancels units instead of reaching into them."""
+    import pickle
+
+    stop = StopToken()
+    stop.request()
+    copy = pickle.loads(pickle.dumps(stop))
+    assert isinstance(copy, StopToken) and not copy.requested and stop.requested
+
+
 def test_an_interrupt_request_stops_training_after_the_current_batch():
     rng = np.random.default_rng(0)
     inputs = rng.normal(size=(40, 1)).astype(np.float32)
@@ -247,18 +272,21 @@ def test_an_interrupt_request_stops_training_after_the_current_batch():
     batches = []
     net.register_forward_hook(lambda *args: batches.append(1))
 
-    def on_epoch(info) -> None:
-        if info.epoch == 2:
-            interrupt.request()
+    stop, infos = StopToken(), []
 
-    try:
-        losses = train(net, data, config, torch.device("cpu"), on_epoch=on_epoch)
-        assert len(losses) == 2 and len(batches) == 2 * 3  # 35 windows in batches of 16
-        batches.clear()
-        losses = train(net, data, config, torch.device("cpu"))  # still requested: one batch, then stop
-        assert len(losses) == 1 and len(batches) == 1
-    finally:
-        interrupt.reset()
+    def on_epoch(info) -> None:
+        infos.append(info)
+        if info.epoch == 2:
+            stop.request()
+
+    losses = train(net, data, config, torch.device("cpu"), on_epoch=on_epoch, stop=stop)
+    assert len(losses) == 2 and len(batches) == 2 * 3  # 35 windows in batches of 16
+    assert not any(info.interrupted for info in infos)  # asked after the second epoch's report
+    batches.clear()
+    losses = train(net, data, config, torch.device("cpu"), infos.append, stop=stop)  # still requested
+    assert len(losses) == 1 and len(batches) == 1  # one batch, then stop
+    assert infos[-1].last and infos[-1].interrupted  # the progress display says why it ended
+    assert len(train(net, data, config, torch.device("cpu"))) == 50  # no token given: one that is never set
 
 
 # -- training health ------------------------------------------------------------------------------

@@ -203,14 +203,13 @@ def test_panel_configs_global_defaults_preset_file_then_options(tmp_path):
 
 def test_a_first_ctrl_c_during_the_tickers_keeps_the_finished_ones(cli, folder, tmp_path, monkeypatch):
     import stockrnn.panel_eval
-    from stockrnn import interrupt
 
     real = stockrnn.panel_eval.evaluate
 
-    def ctrl_c_during_bbb(prices, *args, **kwargs):
+    def ctrl_c_during_bbb(prices, *args, stop, **kwargs):
         if prices.name == "BBB":
-            interrupt.request()  # what a first Ctrl-C does
-        return real(prices, *args, **kwargs)
+            stop.request()  # what a first Ctrl-C does to the CLI's token
+        return real(prices, *args, stop=stop, **kwargs)
 
     monkeypatch.setattr(stockrnn.panel_eval, "evaluate", ctrl_c_during_bbb)
     out = tmp_path / "out"

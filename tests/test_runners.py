@@ -120,19 +120,18 @@ def test_ctrl_c_cancels_the_rest_and_keeps_the_finished_units(engine):
 
 @pytest.mark.parametrize("engine", ["sequential", "local"])
 def test_a_first_ctrl_c_starts_no_new_unit_and_returns_the_finished(engine):
-    """The first Ctrl-C only sets the flag (training stops after its batch): the run returns the
+    """The first Ctrl-C only sets the token (training stops after its batch): the run returns the
     units that finished, with none started after it."""
-    from stockrnn import interrupt
+    from stockrnn.interrupt import StopToken
+
+    stop = StopToken()
 
     def ctrl_c_after_the_first(done, failed, total):
         if done == 1:
-            interrupt.request()
+            stop.request()
 
     units = [Unit(f"ticker-{i}", fit_tiny, (400,)) for i in range(10)]  # a second or so each
-    try:
-        outcomes = make_runner(engine, jobs=2).run(units, shared=SHARED, on_progress=ctrl_c_after_the_first)
-    finally:
-        interrupt.reset()
+    outcomes = make_runner(engine, jobs=2).run(units, shared=SHARED, on_progress=ctrl_c_after_the_first, stop=stop)
     # A pool has at most jobs + 1 units handed to its workers, past cancelling, when the flag is seen.
     assert 1 <= len(outcomes) <= (1 if engine == "sequential" else 5) and all(o.ok for o in outcomes.values())
     assert multiprocessing.active_children() == []

@@ -11,9 +11,9 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from stockrnn import interrupt
 from stockrnn import tune as tune_module
 from stockrnn.errors import ConfigError, TrainingError
+from stockrnn.interrupt import StopToken
 from stockrnn.presets import apply_preset_file, load_preset_file
 from stockrnn.runners import LocalRunner, RunInterrupted, SequentialRunner, Unit
 from stockrnn.training import EpochInfo
@@ -182,19 +182,16 @@ def test_diverging_trials_count_as_failed_and_none_completing_is_a_training_erro
 
 
 def test_ctrl_c_ends_the_running_trial_keeps_the_study_and_resume_redoes_it(price_file, tmp_path, monkeypatch):
-    calls = []
+    calls, stop = [], StopToken()
 
-    def interrupted_second(params, spec, report=None):
+    def interrupted_second(params, spec, report=None, stop=None):
         calls.append(params)
         if len(calls) == 2:
-            interrupt.request()  # a first Ctrl-C during the second trial
-        return run_trial(params, spec, report)
+            stop.request()  # a first Ctrl-C during the second trial
+        return run_trial(params, spec, report, stop)
 
     monkeypatch.setattr(tune_module, "run_trial", interrupted_second)
-    try:
-        stopped = search(price_file, tmp_path / "study", 3)
-    finally:
-        interrupt.reset()
+    stopped = search(price_file, tmp_path / "study", 3, stop=stop)
     assert [t["state"] for t in stopped.trials] == ["complete", "fail"]
     assert stopped.study["interrupted"] and stopped.study["finished"] == 1 and stopped.study["stopped"] == 1
     resumed = search(price_file, tmp_path / "study", 3, resume=True)
@@ -326,7 +323,7 @@ class StoppedRunner:
     def __exit__(self, *exc):
         pass
 
-    def run(self, units, shared=None, on_progress=None):
+    def run(self, units, shared=None, on_progress=None, stop=None):
         first = units[0]
         outcomes = SequentialRunner().run([first])
         raise RunInterrupted(outcomes)
@@ -348,11 +345,11 @@ def test_a_second_ctrl_c_tells_the_finished_trials_marks_the_rest_and_resume_goe
 def test_a_trial_with_bad_input_in_a_batch_ends_the_search_after_telling_the_others(price_file, tmp_path, monkeypatch):
     calls = []
 
-    def bad_first(params, spec, report=None):
+    def bad_first(params, spec, report=None, stop=None):
         calls.append(params)
         if len(calls) == 1:
             raise ConfigError("P.csv: the target does not move over the validation period: nothing to tune on")
-        return run_trial(params, spec, report)
+        return run_trial(params, spec, report, stop)
 
     monkeypatch.setattr(tune_module, "run_trial", bad_first)
     monkeypatch.setattr(tune_module, "make_runner", lambda *args: SequentialRunner(jobs=2))  # batches of 2, here

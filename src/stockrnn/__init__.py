@@ -39,6 +39,8 @@ _EXPORTS = {
     "load_panel": "panel",
     "PanelEvaluation": "panel_eval",
     "evaluate_panel": "panel_eval",
+    "StopToken": "interrupt",
+    "EpochInfo": "training",
 }
 # Functions named like the module that holds them: `stockrnn.backtest` means the function.
 _SHADOWED = {name for name, module in _EXPORTS.items() if name == module}

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import interrupt
 from .config import model_config
 from .data import Prices, as_prices
 from .errors import ConfigError
 from .evaluate import DEFAULT_COST_BPS, Evaluation, long_table, prepare_models, test_span, walk_forward
 from .forecaster import Forecaster, RidgeForecaster, make_forecaster
+from .interrupt import StopToken, token
 from .scoring import model_settings, run_metrics, score_models
+from .training import EpochCallbacks
 from .windows import position
 
 WINDOW_MODES = ("expanding", "rolling")
@@ -41,7 +42,7 @@ def refit_positions(first: int, last: int, refit_every: int) -> list[int]:
 
 def fresh(model: Forecaster) -> Forecaster:
     """An unfitted copy with the same settings: new scaler, new weights from the same seed."""
-    return make_forecaster(model.name, model.config, getattr(model, "on_epoch", None))
+    return make_forecaster(model.name, model.config)
 
 
 def backtest(
@@ -56,11 +57,16 @@ def backtest(
     settings: dict | None = None,
     cost_bps: float = DEFAULT_COST_BPS,
     on_fold: FoldCallback | None = None,
+    on_epoch: EpochCallbacks | None = None,
+    stop: StopToken | None = None,
 ) -> Backtest:
     """Walk forward from `test_start`: at each refit date fit fresh models on the rows before it
     (all of them from `train_start`, or the last `train_days` in rolling mode) and forecast each
     day until the next refit date from the data up to the day before. Persistence and ridge are
-    always included. A first Ctrl-C ends the backtest after the current fold."""
+    always included. A `stop` request (a first Ctrl-C) ends the training under way after its batch
+    and the backtest after the current fold. `on_epoch(name, config)` gives each model's epoch
+    callback, told in every fold."""
+    stop = token(stop)
     prices = as_prices(prices)
     models, target, horizon = prepare_models(models)
     if not any(isinstance(m, RidgeForecaster) for m in models):
@@ -107,9 +113,9 @@ def backtest(
                 alphas[model.name].append(model.alpha_)
         if on_fold is not None:
             on_fold(i + 1, len(spans), folds[-1])
-        return interrupt.requested()  # first Ctrl-C: score the folds done so far
+        return stop.requested  # first Ctrl-C: score the folds done so far
 
-    forecasts, _ = walk_forward(prices, models, spans, fresh, after_fold)
+    forecasts, _ = walk_forward(prices, models, spans, fresh, after_fold, on_epoch, stop)
     last = spans[len(folds) - 1][2]
     predictions = long_table(series, forecasts, first, last, horizon)
     fold_starts = index[[int(index.get_loc(pd.Timestamp(f["test_start"]))) for f in folds]]
@@ -130,5 +136,5 @@ def backtest(
     }
     train_rows = min(f["train_rows"] for f in folds)
     metrics = run_metrics(prices, predictions, models, first, last, run, entries, train_rows, cost_bps, settings)
-    metrics = {"models": metrics.pop("models"), "folds": folds, **metrics, "interrupted": interrupt.requested()}
+    metrics = {"models": metrics.pop("models"), "folds": folds, **metrics, "interrupted": stop.requested}
     return Backtest(predictions, metrics, names, folds)

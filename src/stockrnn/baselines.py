@@ -26,7 +26,7 @@ class Persistence(Forecaster):
     def history(self) -> int:
         return 1
 
-    def _fit(self, frame: pd.DataFrame) -> None:
+    def _fit(self, frame: pd.DataFrame, on_epoch=None, stop=None) -> None:
         pass
 
     def _tail_held_out(self, n_tail: int) -> bool:
@@ -43,7 +43,7 @@ class RidgeForecaster(WindowForecaster):
 
     name = "ridge"
 
-    def _fit_windows(self, data: WindowDataset) -> None:
+    def _fit_windows(self, data: WindowDataset, on_epoch=None, stop=None) -> None:
         x, y = data.batch(torch.arange(len(data)))
         x, y = x.flatten(1).double().numpy(), y.double().numpy()
         n_val = len(x) // 5

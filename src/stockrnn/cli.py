@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     try:
-        with interrupt.two_stage_ctrl_c(_first_ctrl_c), warnings.catch_warnings():
+        with interrupt.two_stage_ctrl_c(_first_ctrl_c) as stop, warnings.catch_warnings():
             warnings.showwarning = _one_line_warning
-            obj = {"argv": list(sys.argv[1:] if argv is None else argv)}
+            obj = {"argv": list(sys.argv[1:] if argv is None else argv), "stop": stop}  # cli_common.stop_token
             result = cli.main(args=argv, prog_name="stockrnn", standalone_mode=False, obj=obj)
     except click.exceptions.UsageError as exc:
         print(f"stockrnn: error: {exc.format_message()}", file=sys.stderr)

@@ -12,6 +12,7 @@ import click
 
 from .config import model_config
 from .errors import ConfigError
+from .interrupt import StopToken
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +39,14 @@ def command_line() -> str:
     context = click.get_current_context(silent=True)
     argv = (context.find_root().obj or {}).get("argv") if context is not None else None
     return shlex.join(["stockrnn", *(sys.argv[1:] if argv is None else argv)])
+
+
+def stop_token() -> StopToken:
+    """The token `main`'s Ctrl-C handler sets (a first Ctrl-C), for the command to pass to the API;
+    a command run outside `main` gets one that is never set."""
+    context = click.get_current_context(silent=True)
+    stop = (context.find_root().obj or {}).get("stop") if context is not None else None
+    return stop if stop is not None else StopToken()
 
 
 def load_one(source: str, allow_gaps: bool, command: str = "fit and predict take") -> Prices:

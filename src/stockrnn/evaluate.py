@@ -13,7 +13,9 @@ from .config import ModelConfig
 from .data import Prices, as_prices
 from .errors import ConfigError
 from .forecaster import Forecaster, Persistence, make_forecaster
+from .interrupt import StopToken
 from .scoring import model_settings, run_metrics, score_models  # noqa: F401 (score_models: the API)
+from .training import EpochCallbacks
 from .windows import position
 
 DEFAULT_TEST_ROWS = 252
@@ -132,10 +134,14 @@ def evaluate(
     train_start: str | pd.Timestamp | None = None,
     settings: dict | None = None,
     cost_bps: float = DEFAULT_COST_BPS,
+    on_epoch: EpochCallbacks | None = None,
+    stop: StopToken | None = None,
 ) -> Evaluation:
     """Fit every model on rows before `test_start` (from `train_start`), forecast each test day
     from the data up to the day before, and score. Persistence is always included: skill and the
-    Diebold-Mariano test are measured against it. `test_start` defaults to the last 252 rows."""
+    Diebold-Mariano test are measured against it. `test_start` defaults to the last 252 rows.
+    `on_epoch(name, config)` gives each model's epoch callback (None: no progress); a `stop` request
+    (a first Ctrl-C) ends the networks' training after the current batch, and the run goes on."""
     prices = as_prices(prices)
     models, target, horizon = prepare_models(models)
     names = [m.name for m in models]
@@ -155,7 +161,7 @@ def evaluate(
             )
 
     lower = 0 if train_start is None else int(index.searchsorted(pd.Timestamp(train_start)))
-    forecasts, _ = walk_forward(prices, models, [(lower, first, last)], lambda model: model)
+    forecasts, _ = walk_forward(prices, models, [(lower, first, last)], lambda model: model, None, on_epoch, stop)
     predictions = long_table(series, forecasts, first, last, horizon)
     run = {
         "train_start": prices.frame.loc[train_start:].index[0].strftime("%Y-%m-%d"),
@@ -173,18 +179,24 @@ def walk_forward(
     folds: Sequence[tuple[int, int, int]],
     to_fit: Callable[[Forecaster], Forecaster],
     after_fold: Callable[[int, list[Forecaster]], bool] | None = None,
+    on_epoch: EpochCallbacks | None = None,
+    stop: StopToken | None = None,
 ) -> tuple[dict[str, pd.DataFrame], list[list[Forecaster]]]:
     """The one core of holdout evaluation and backtests. Each fold (begin, start, end) in row
     positions: fit `to_fit(model)` for every model on rows begin..start-1 and forecast each day
     start..end from the days before it. A holdout evaluation is one fold fitting the models
     themselves; a backtest fits a fresh copy per fold. `after_fold(i, fitted)` may stop the walk
     by returning True (a first Ctrl-C). Returns each model's forecasts (all folds in order) and
-    the fitted models of each fold."""
+    the fitted models of each fold. `on_epoch(name, config)` is asked once per model for the epoch
+    callback its fits get; `stop` goes to every fit."""
     index = prices.index
     frames: dict[str, list[pd.DataFrame]] = {m.name: [] for m in models}
+    callbacks = {m.name: None if on_epoch is None else on_epoch(m.name, m.config) for m in models}
     fitted_by_fold = []
     for i, (begin, start, end) in enumerate(folds):
-        fitted = [to_fit(m).fit(prices, train_start=index[begin], train_end=index[start - 1]) for m in models]
+        fitted = [
+            to_fit(m).fit(prices, index[begin], index[start - 1], on_epoch=callbacks[m.name], stop=stop) for m in models
+        ]
         for model in fitted:
             frames[model.name].append(model.rolling(prices, index[start], index[end]))
         fitted_by_fold.append(fitted)

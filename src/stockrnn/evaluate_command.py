@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from . import interrupt
-from .cli_common import command_line, day, load_one, make_config, set_threads, single_source_runner
+from .cli_common import command_line, day, load_one, make_config, set_threads, single_source_runner, stop_token
 from .config import NETWORKS, parse_models
 from .options import (
     DATA_HELP,
@@ -149,14 +148,16 @@ def evaluate_one(
 
     started = time.perf_counter()
     progress = TrainingProgress(quiet)
-    models = []
-    for name, config in configs.items():
-        callback = progress.callback(name, config, ticker) if name in NETWORKS else None
-        models.append(make_forecaster(name, config, callback))
+    models = [make_forecaster(name, config) for name, config in configs.items()]
+
+    def on_epoch(name: str, config):
+        return progress.callback(name, config, ticker) if name in NETWORKS else None
+
+    stop = stop_token()
     with progress:
-        evaluation = evaluate(prices, models, settings=settings, **spans)
+        evaluation = evaluate(prices, models, settings=settings, on_epoch=on_epoch, stop=stop, **spans)
     evaluation.metrics["settings"]["seconds"] = round(time.perf_counter() - started, 1)
-    evaluation.metrics["interrupted"] = interrupt.requested()
+    evaluation.metrics["interrupted"] = stop.requested
     return evaluation
 
 
@@ -242,7 +243,7 @@ def backtest_command(
         result = backtest(
             prices, models, days[0], days[1], refit_every, window_mode, train_days, days[2],
             settings={"preset": preset, "preset_file": options.get("preset_file"), "data": source},
-            cost_bps=cost_bps, on_fold=progress.update,
+            cost_bps=cost_bps, on_fold=progress.update, stop=stop_token(),
         )  # fmt: skip
     finally:
         progress.stop()

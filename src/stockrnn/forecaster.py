@@ -23,8 +23,10 @@ from .data import Prices, as_prices
 from .errors import ConfigError, DataError, TrainingError
 from .features import Features
 from .files import atomic_dir
+from .interrupt import StopToken
 from .intervals import Calibration, calibrate, interval_columns, volatility
 from .saving import FORMAT_VERSION
+from .training import EpochCallback
 from .windows import WindowDataset, position, train_origins
 
 PREDICT_CHUNK = 4096
@@ -44,7 +46,7 @@ class Forecaster:
         """Rows of history one forecast needs (the origin included)."""
         return self.config.window
 
-    def _fit(self, frame: pd.DataFrame) -> None:
+    def _fit(self, frame: pd.DataFrame, on_epoch: EpochCallback | None = None, stop: StopToken | None = None) -> None:
         raise NotImplementedError
 
     def _forecast(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
@@ -68,8 +70,12 @@ class Forecaster:
         prices: Prices | pd.DataFrame,
         train_start: str | pd.Timestamp | None = None,
         train_end: str | pd.Timestamp | None = None,
+        on_epoch: EpochCallback | None = None,
+        stop: StopToken | None = None,
     ) -> Forecaster:
-        """Fit on the rows from `train_start` to `train_end` (inclusive); returns self."""
+        """Fit on the rows from `train_start` to `train_end` (inclusive); returns self. A network
+        tells `on_epoch` after each epoch of each ensemble member (the baselines have no epochs), and
+        a `stop` request (a first Ctrl-C) ends its training after the current batch."""
         prices = as_prices(prices)
         prices.column(self.config.target)
         frame = prices.frame.loc[train_start:train_end]
@@ -79,7 +85,7 @@ class Forecaster:
                 f"{prices.source}: too few rows for training: {len(frame)} rows, one window of "
                 f"{self.history} rows and {self.config.horizon} target row(s) need {need}"
             )
-        self._fit(frame)
+        self._fit(frame, on_epoch, stop)
         self.calibration_ = self._calibrate(frame, prices.repairs.changed_dates(self.config.target))
         self.fitted_ = {
             "name": prices.name,
@@ -224,10 +230,10 @@ class WindowForecaster(Forecaster):
         targets = self.features_.targets(frame, origins, self.config.horizon) if with_targets else None
         return WindowDataset(self.features_.inputs(frame), targets, origins, self.config.window)
 
-    def _fit(self, frame: pd.DataFrame) -> None:
+    def _fit(self, frame: pd.DataFrame, on_epoch: EpochCallback | None = None, stop: StopToken | None = None) -> None:
         origins = train_origins(0, len(frame), self.config.window, self.config.horizon)
         self.features_ = Features(self.config.target, self.config.features).fit(frame, origins, self.config.horizon)
-        self._fit_windows(self._windows(frame, origins, with_targets=True))
+        self._fit_windows(self._windows(frame, origins, with_targets=True), on_epoch, stop)
 
     def _forecast(self, frame: pd.DataFrame, origins: np.ndarray) -> np.ndarray:
         data = self._windows(frame, origins, with_targets=False)
@@ -256,7 +262,9 @@ class WindowForecaster(Forecaster):
                 f"{', '.join(extra)} (the data has columns {columns})"
             )
 
-    def _fit_windows(self, data: WindowDataset) -> None:
+    def _fit_windows(
+        self, data: WindowDataset, on_epoch: EpochCallback | None = None, stop: StopToken | None = None
+    ) -> None:
         raise NotImplementedError
 
     def _predict_windows(self, x: torch.Tensor) -> np.ndarray:

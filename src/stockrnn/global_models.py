@@ -31,18 +31,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import interrupt
 from .config import NETWORKS, PRESETS, ModelConfig, model_config
 from .errors import ConfigError, DataError, TrainingError
 from .forecaster import RIDGE_ALPHAS
+from .interrupt import StopToken, token
 from .intervals import Calibration
 from .models import Ensemble, RecurrentNet, keras_init_
 from .panel_features import PanelFeatures, SeriesStats
 from .panel_forecaster import GlobalForecaster, PanelWindows
 from .panel_training import EPOCH_WINDOWS, flat_windows, ridge_moments, ridge_solve, train_sampled, window_chunks
-from .runners import Unit
+from .runners import Runner, Unit
 from .saving import load_weights, read_model_json, write_weights
-from .training import EpochCallback, resolve_device, seed_everything
+from .training import EpochCallback, resolve_device, with_own_rng
 from .windows import WindowDataset
 
 GLOBAL_DEFAULTS = dict(window=20, units=64, layers=1, batch_size=512, lr=2e-3, epochs=30, patience=4, ensemble=1)
@@ -90,40 +90,41 @@ class GlobalNetwork(GlobalForecaster):
             ]
         )
 
+    @with_own_rng
     def _fit_data(
-        self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None, runner=None
+        self,
+        data: WindowDataset,
+        fit: np.ndarray,
+        val: np.ndarray,
+        on_epoch: EpochCallback | None,
+        stop: StopToken | None,
+        runner: Runner | None = None,
     ):
+        stop = token(stop)
         self.device_ = resolve_device(self.config.device)
-        seed_everything(self.config.seed)
         if runner is not None and runner.jobs > 1 and self.config.ensemble > 1:
-            self.network_, self.losses_ = self._fit_members(data, fit, val, runner)
+            self.network_, self.losses_ = self._fit_members(data, fit, val, runner, stop)
             self.network_.to(self.device_).eval()
             return
+        torch.manual_seed(self.config.seed)
         self.network_ = self._build().to(self.device_)
         self.losses_ = []
         for i, member in enumerate(self.network_.members):
-            if i > 0 and interrupt.requested():  # Ctrl-C: keep the members trained so far
+            if i > 0 and stop.requested:  # Ctrl-C: keep the members trained so far
                 self.network_.members = self.network_.members[:i]
                 self.config = replace(self.config, ensemble=i)
                 break
-            self.losses_.append(
-                train_member(member, data, fit, val, self.config, self.device_, i, self.epoch_windows, on_epoch)
-            )
+            args = (data, fit, val, self.config, self.device_, i, self.epoch_windows)
+            self.losses_.append(train_member(member, *args, on_epoch, stop))
         self.network_.eval()
 
-    def _fit_members(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, runner) -> tuple[Ensemble, list]:
+    def _fit_members(self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, runner: Runner, stop: StopToken):
         """Each ensemble member as a unit of `runner` (the cores train members side by side). A
         member's numbers are those of the sequential loop: it is seeded from the run seed and its
         index alone, and runs with the runner's thread count."""
-        units = [
-            Unit(
-                f"global {self.cell} member {i}",
-                _member_unit,
-                (self.cell, self.config.to_dict(), len(self.names_), i, self.epoch_windows),
-            )
-            for i in range(self.config.ensemble)
-        ]
-        outcomes = runner.run(units, shared=(data, fit, val))
+        spec = (self.cell, self.config.to_dict(), len(self.names_))
+        units = [Unit(f"global {self.cell} member {i}", _member_unit, (*spec, i)) for i in range(self.config.ensemble)]
+        outcomes = runner.run(units, shared=(data, fit, val, self.epoch_windows), stop=stop)
         done = [outcomes[u.key] for u in units if u.key in outcomes and outcomes[u.key].ok]
         failed = [outcomes[u.key] for u in units if u.key in outcomes and not outcomes[u.key].ok]
         if failed:
@@ -145,6 +146,7 @@ class GlobalNetwork(GlobalForecaster):
     def _write_weights(self, directory: Path) -> None:
         write_weights(self.network_, directory)
 
+    @with_own_rng  # the default init of the weights it loads over draws from torch's generator
     def _restore(self, state: dict, directory: Path) -> None:
         self.device_ = resolve_device(self.config.device)
         self.network_ = self._build()
@@ -162,19 +164,20 @@ def train_member(
     index: int,
     epoch_windows: int,
     on_epoch: EpochCallback | None = None,
+    stop: StopToken | None = None,
 ) -> list[float]:
     """Train ensemble member `index` from its own seed (config.seed + index): the same numbers
     in the sequential loop and in a runner's worker."""
-    seed_everything(config.seed + index)
+    torch.manual_seed(config.seed + index)
     keras_init_(member)  # each member's initial weights come from its own seed
-    return train_sampled(
-        member, data, fit, val, config, device, epoch_windows, on_epoch, f"global {member.cell}", index
-    )
+    label = f"global {member.cell}"
+    return train_sampled(member, data, fit, val, config, device, epoch_windows, on_epoch, label, index, stop)
 
 
-def _member_unit(shared: tuple, cell: str, config: dict, n_inputs: int, index: int, epoch_windows: int):
-    """A runner unit: (state_dict, losses) of one member trained on the shared (data, fit, val)."""
-    data, fit, val = shared
+def _member_unit(shared: tuple, cell: str, config: dict, n_inputs: int, index: int) -> tuple[dict, list[float]]:
+    """A runner unit: (state_dict, losses) of one member trained on the shared windows (the
+    runner restores the worker's random state after it)."""
+    data, fit, val, epoch_windows = shared
     c = ModelConfig.from_dict(config)
     member = RecurrentNet(cell, n_inputs, c.units, c.layers, c.dropout, c.horizon)
     losses = train_member(member, data, fit, val, c, resolve_device(c.device), index, epoch_windows)
@@ -192,7 +195,13 @@ class GlobalRidge(GlobalForecaster):
         super().__init__(config or global_config("ridge"))
 
     def _fit_data(
-        self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None, runner=None
+        self,
+        data: WindowDataset,
+        fit: np.ndarray,
+        val: np.ndarray,
+        on_epoch: EpochCallback | None,
+        stop: StopToken | None,
+        runner: Runner | None = None,
     ):
         moments = ridge_moments(data, fit)
         best = (np.inf, 1.0)

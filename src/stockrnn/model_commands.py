@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from . import interrupt
-from .cli_common import command_line, day, load_one, make_config
+from .cli_common import command_line, day, load_one, make_config, stop_token
 from .config import MODELS, NETWORKS
 from .files import atomic_dir, atomic_file
 from .options import ONE_SOURCE_HELP, allow_gaps_option, network_options, report_option, skip_bad_option
@@ -65,13 +64,14 @@ def fit_command(
     print_data(console, prices)
     progress = TrainingProgress(quiet)
     callback = progress.callback(model_name, config) if model_name in NETWORKS else None
-    model = make_forecaster(model_name, config, callback)
+    model = make_forecaster(model_name, config)
+    stop = stop_token()
     with progress:
-        model.fit(prices, train_start=start, train_end=end)
-    model.fitted_["interrupted"] = interrupt.requested()
+        model.fit(prices, train_start=start, train_end=end, on_epoch=callback, stop=stop)
+    model.fitted_["interrupted"] = stop.requested
     model.save(save_dir)
     print_forecast(console, model.predict(prices, config.horizon), f"{model_name} forecast of {target}")
-    note = " (training interrupted: saved the weights reached so far)" if interrupt.requested() else ""
+    note = " (training interrupted: saved the weights reached so far)" if stop.requested else ""
     console.print(f"Saved the {model_name} model in [bold]{save_dir}[/]{note}")
 
 

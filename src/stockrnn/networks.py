@@ -9,23 +9,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import interrupt
 from .config import ModelConfig
 from .forecaster import WindowForecaster
+from .interrupt import StopToken, token
 from .models import Ensemble, RecurrentNet, keras_init_
 from .saving import load_weights, write_weights
-from .training import EpochCallback, resolve_device, seed_everything, train
+from .training import EpochCallback, resolve_device, train, with_own_rng
 from .windows import WindowDataset
 
 
 class NetworkForecaster(WindowForecaster):
     """An LSTM or GRU network (`cell`), trained on shuffled windows with the configured optimiser."""
 
-    def __init__(self, cell: str = "lstm", config: ModelConfig | None = None, on_epoch: EpochCallback | None = None):
+    def __init__(self, cell: str = "lstm", config: ModelConfig | None = None):
         super().__init__(config)
         self.cell = cell
         self.name = cell
-        self.on_epoch = on_epoch
 
     def _tail_held_out(self, n_tail: int) -> bool:
         return n_tail > 0  # the validation tail is held out from the gradient steps
@@ -38,19 +37,23 @@ class NetworkForecaster(WindowForecaster):
         ]
         return Ensemble(members)
 
-    def _fit_windows(self, data: WindowDataset) -> None:
+    @with_own_rng
+    def _fit_windows(
+        self, data: WindowDataset, on_epoch: EpochCallback | None = None, stop: StopToken | None = None
+    ) -> None:
+        stop = token(stop)
         self.device_ = resolve_device(self.config.device)
-        seed_everything(self.config.seed)
+        torch.manual_seed(self.config.seed)
         self.network_ = self._build().to(self.device_)
         self.losses_ = []
         for i, member in enumerate(self.network_.members):
-            if i > 0 and interrupt.requested():  # Ctrl-C: keep the members trained so far
+            if i > 0 and stop.requested:  # Ctrl-C: keep the members trained so far
                 self.network_.members = self.network_.members[:i]
                 self.config = replace(self.config, ensemble=i)
                 break
-            seed_everything(self.config.seed + i)
+            torch.manual_seed(self.config.seed + i)
             keras_init_(member)  # each member's initial weights come from its own seed
-            losses = train(member, data, self.config, self.device_, self.on_epoch, label=self.cell, member=i)
+            losses = train(member, data, self.config, self.device_, on_epoch, self.cell, i, stop)
             self.losses_.append(losses)
         self.network_.eval()
 
@@ -62,6 +65,7 @@ class NetworkForecaster(WindowForecaster):
     def _write_weights(self, directory: Path) -> None:
         write_weights(self.network_, directory)
 
+    @with_own_rng  # the default init of the weights it loads over draws from torch's generator
     def _restore(self, state: dict, directory: Path) -> None:
         super()._restore(state, directory)
         self.device_ = resolve_device(self.config.device)

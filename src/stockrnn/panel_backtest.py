@@ -14,12 +14,12 @@ from functools import reduce
 
 import pandas as pd
 
-from . import interrupt
 from .backtest import FOLD_KEYS, refit_positions
 from .config import ModelConfig
 from .errors import ConfigError
 from .evaluate import BANDS, DEFAULT_COST_BPS, Evaluation
 from .forecaster import make_forecaster
+from .interrupt import StopToken, token
 from .panel import Panel
 from .panel_eval import (
     GLOBAL_MODELS,
@@ -53,12 +53,14 @@ def backtest_panel(
     on_fold: FoldCallback | None = None,
     on_progress: Progress | None = None,
     on_epoch=None,
+    stop: StopToken | None = None,
     **overrides,
 ) -> PanelEvaluation:
     """Refit and forecast fold by fold, then score each ticker over all its folds (its metrics.json
     gets `folds`) and the panel over the combined scores; panel.json gets `folds`. A ticker or
     global fit that fails in a fold is listed in `failed` as "<unit> (fold k)"; a ticker scored
-    in no fold is listed in `skipped` with its first reason. A first Ctrl-C ends after the fold."""
+    in no fold is listed in `skipped` with its first reason. A first Ctrl-C (`stop`) ends after the fold."""
+    stop = token(stop)
     names = panel_models(models)
     configs = {n: (configs or {}).get(n) or _config(n, preset, overrides) for n in names}
     dates = reduce(pd.Index.union, (p.index for p in panel.values()))
@@ -73,7 +75,7 @@ def backtest_panel(
         end = starts[i + 1] - 1 if i + 1 < len(starts) else last
         result = evaluate_panel(
             panel, names, dates[begin], dates[end], train_start, configs, preset, on_progress, cost_bps=cost_bps,
-            runner=runner, on_epoch=on_epoch,
+            runner=runner, on_epoch=on_epoch, stop=stop,
         )  # fmt: skip
         fold = {
             "fold": i + 1,
@@ -87,12 +89,12 @@ def backtest_panel(
         folds.append(fold)
         if on_fold is not None:
             on_fold(i + 1, len(starts), fold)
-        if interrupt.requested():
+        if stop.requested:
             break
-    return _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_bps)
+    return _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_bps, stop.requested)
 
 
-def _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_bps) -> PanelEvaluation:
+def _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_bps, interrupted) -> PanelEvaluation:
     """The folds' per-ticker evaluations joined and scored per ticker, then the panel scores."""
     target = configs[names[0]].target
     evaluations = {}
@@ -100,7 +102,9 @@ def _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_
         pairs = zip(folds, runs, strict=True)
         parts = [(f["fold"], r.evaluations[ticker]) for f, r in pairs if ticker in r.evaluations]
         if parts:
-            evaluations[ticker] = _ticker(panel[ticker], parts, configs, refit_every, train_start, cost_bps, panel)
+            evaluations[ticker] = _ticker(
+                panel[ticker], parts, configs, refit_every, train_start, cost_bps, panel, interrupted
+            )
     failed = [
         {"unit": f"{entry['unit']} (fold {f['fold']})", "error": entry["error"]}
         for f, r in zip(folds, runs, strict=True)
@@ -124,7 +128,7 @@ def _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_
         train_end=folds[0]["train_end"],
         refit_every=refit_every,
         window_mode="expanding",
-        interrupted=interrupt.requested(),
+        interrupted=interrupted,
     )
     settings["rank_ic"].update(days=len(ic), days_left_out=forecasts["date"].nunique() - len(ic))
     content = {
@@ -138,7 +142,7 @@ def _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_
     return PanelEvaluation(evaluations, summary, content, ic)
 
 
-def _ticker(prices, parts, configs, refit_every, train_start, cost_bps, panel) -> Evaluation:
+def _ticker(prices, parts, configs, refit_every, train_start, cost_bps, panel, interrupted) -> Evaluation:
     """One ticker's folds as one evaluation: predictions with a `fold` column, scored together."""
     names = [n for n in parts[0][1].models if all(n in e.models for _, e in parts)]
     columns = ["origin", "date", "step", "actual", *names, *(f"{n}_{b}" for n in names for b in BANDS)]
@@ -171,7 +175,7 @@ def _ticker(prices, parts, configs, refit_every, train_start, cost_bps, panel) -
         }
         for k, e in parts
     ]
-    metrics = {"models": metrics.pop("models"), "folds": folds, **metrics, "interrupted": interrupt.requested()}
+    metrics = {"models": metrics.pop("models"), "folds": folds, **metrics, "interrupted": interrupted}
     return Evaluation(predictions, metrics, names)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .cli_common import command_line, day, make_config
+from .cli_common import command_line, day, make_config, stop_token
 from .errors import ConfigError
 from .progress import PanelProgress, output_console
 
@@ -73,7 +73,7 @@ def run_panel(
         panel = load_panel(source, skip_bad=skip_bad, allow_gaps=allow_gaps, on_load=progress.loaded)
         result = evaluate_panel(
             panel, names, configs=configs, preset=preset, cost_bps=cost_bps, runner=engine,
-            on_progress=progress.unit, on_epoch=progress.epochs, **spans,
+            on_progress=progress.unit, on_epoch=progress.epochs, stop=stop_token(), **spans,
         )  # fmt: skip
     settings = result.panel["settings"]
     settings.update(seconds=round(time.perf_counter() - started, 1), preset_file=options.get("preset_file"))
@@ -118,7 +118,7 @@ def backtest_folder(
         panel = load_panel(source, skip_bad=skip_bad, allow_gaps=allow_gaps, on_load=progress.loaded)
         result = backtest_panel(
             panel, names, days[0], days[1], refit_every, days[2], configs, preset, cost_bps, engine, progress.fold,
-            progress.unit, progress.epochs,
+            progress.unit, progress.epochs, stop=stop_token(),
         )  # fmt: skip
     settings = result.panel["settings"]
     settings.update(seconds=round(time.perf_counter() - started, 1), preset_file=options.get("preset_file"))
@@ -153,7 +153,9 @@ def fit_panel(source, target, model_name, train_start, train_end, save_dir, allo
     progress = PanelProgress(quiet)
     with progress:
         panel = load_panel(source, skip_bad=skip_bad, allow_gaps=allow_gaps, on_load=progress.loaded)
-        model = make_global(model_name, config).fit_panel(panel, start, end, progress.epochs(model_name, config))
+        model = make_global(model_name, config).fit_panel(
+            panel, start, end, progress.epochs(model_name, config), stop=stop_token()
+        )
     model.save(save_dir)
     console = output_console()
     f = model.fitted_

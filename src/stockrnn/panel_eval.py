@@ -14,12 +14,12 @@ from functools import reduce
 
 import pandas as pd
 
-from . import interrupt
 from .config import ModelConfig, model_config
 from .data import Prices
 from .errors import ConfigError, StockrnnError
 from .evaluate import DEFAULT_COST_BPS, DEFAULT_TEST_ROWS, Evaluation, evaluate
 from .forecaster import make_forecaster, versions
+from .interrupt import StopToken, token
 from .panel import Panel
 from .panel_metrics import MIN_TICKERS_PER_DAY, panel_scores, rank_ic, summary_table
 from .runners import Runner, SequentialRunner, Unit
@@ -77,7 +77,7 @@ class GlobalMember:
     def history(self) -> int:
         return getattr(self.model, "history", self.config.window)
 
-    def fit(self, prices: Prices, train_start=None, train_end=None) -> GlobalMember:
+    def fit(self, prices: Prices, train_start=None, train_end=None, on_epoch=None, stop=None) -> GlobalMember:
         if train_end is not None and len(prices.frame.loc[pd.Timestamp(train_end) : self.train_end]) > 1:
             raise ConfigError(
                 f"{prices.source}: the global {self.name} model was trained on rows up to {self.train_end:%Y-%m-%d}, "
@@ -126,6 +126,7 @@ def evaluate_panel(
     cost_bps: float = DEFAULT_COST_BPS,
     runner: Runner | None = None,
     on_epoch: Callable[[str, ModelConfig], EpochCallback | None] | None = None,
+    stop: StopToken | None = None,
     **overrides,
 ) -> PanelEvaluation:
     """Fit the global models once on the training rows of every ticker, then `evaluate` each ticker
@@ -141,9 +142,11 @@ def evaluate_panel(
     runner may finish them in any order); `on_epoch(name, config)` gives a global network's epoch
     callback. Each ticker is one unit of `runner` (default: sequential in this process), seeded from
     the run seed and the ticker, so the results do not depend on the engine or the jobs. A first
-    Ctrl-C (`interrupt.request()`) cancels the tickers not started: the finished ones are kept, the
-    others listed in `skipped`, and `panel["settings"]["interrupted"]` is true; a second one raises
-    `RunInterrupted` (a KeyboardInterrupt) and nothing is kept."""
+    Ctrl-C (`stop.request()`) ends the training under way after its batch (in this process: units
+    in worker processes run to their end) and cancels the tickers not started: the finished ones
+    are kept, the others listed in `skipped`, and `panel["settings"]["interrupted"]` is true; a
+    second one raises `RunInterrupted` (a KeyboardInterrupt) and nothing is kept."""
+    stop = token(stop)
     names = panel_models(models)
     configs = {n: (configs or {}).get(n) or _config(n, preset, overrides) for n in names}
     if global_factory is None and any(n in GLOBAL_MODELS for n in names):
@@ -167,7 +170,7 @@ def evaluate_panel(
         callback = None if on_epoch is None else on_epoch(name, configs[name])
         try:
             fitted[name] = global_factory(name, configs[name]).fit_panel(
-                usable, train_start, train_end, callback, runner
+                usable, train_start, train_end, callback, stop, runner
             )
         except StockrnnError as exc:
             failed.append({"unit": f"{name} (global fit)", "error": str(exc)})
@@ -175,7 +178,7 @@ def evaluate_panel(
             on_progress(f"{name} (global)", done, total)
 
     shared = dict(
-        panel=usable, names=names, configs=configs, fitted=fitted, train_end=train_end,
+        panel=usable, names=names, configs=configs, fitted=fitted, train_end=train_end, stop=stop,
         spans=dict(test_start=start, test_end=test_end, train_start=train_start, cost_bps=cost_bps),
     )  # fmt: skip
     evaluations, errors, interrupted = _run_tickers(runner, shared, list(usable), on_progress, n_global, total)
@@ -222,14 +225,15 @@ def evaluate_panel(
 
 def evaluate_ticker(shared: dict, ticker: str) -> Evaluation:
     """One ticker of a panel run (a runner unit): the global members, fresh local models and
-    persistence, scored by `evaluate` on the shared date split."""
+    persistence, scored by `evaluate` on the shared date split. `shared["stop"]` is the driver's token
+    in the driver's process (the sequential runner), a fresh one nothing sets in a worker process."""
     names, configs, fitted = shared["names"], shared["configs"], shared["fitted"]
     members = [
         _member(n, configs[n], fitted, shared["train_end"]) for n in names if n not in GLOBAL_MODELS or n in fitted
     ]
     panel = shared["panel"]
     settings = {"ticker": ticker, "panel": panel.source}
-    return evaluate(panel[ticker], members, settings=settings, **shared["spans"])
+    return evaluate(panel[ticker], members, settings=settings, stop=shared["stop"], **shared["spans"])
 
 
 def _run_tickers(
@@ -243,8 +247,8 @@ def _run_tickers(
 
     runner = runner if runner is not None else SequentialRunner()
     units = [Unit(ticker, evaluate_ticker, (ticker,)) for ticker in tickers]
-    outcomes = runner.run(units, shared, progress)  # a second Ctrl-C (RunInterrupted) ends the run: exit 130
-    interrupted = interrupt.requested()  # a first Ctrl-C: units not started were cancelled
+    outcomes = runner.run(units, shared, progress, shared["stop"])  # a second Ctrl-C (RunInterrupted): exit 130
+    interrupted = shared["stop"].requested  # a first Ctrl-C: units not started were cancelled
     evaluations = {t: outcomes[t].value for t in tickers if t in outcomes and outcomes[t].ok}
     failed = [
         {"unit": t, "error": _error(outcomes[t].error, outcomes[t].error_type)}

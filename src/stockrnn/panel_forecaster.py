@@ -20,6 +20,7 @@ from .data import Prices, as_prices
 from .errors import ConfigError, DataError
 from .files import atomic_dir
 from .forecaster import FORMAT_VERSION, PREDICT_CHUNK, _check_finite, fingerprint, versions
+from .interrupt import StopToken
 from .intervals import Calibration, calibrate, interval_columns
 from .panel_features import (
     INPUT_BOUND,
@@ -66,7 +67,13 @@ class GlobalForecaster:
 
     # -- what a subclass provides -------------------------------------------------------------
     def _fit_data(
-        self, data: WindowDataset, fit: np.ndarray, val: np.ndarray, on_epoch: EpochCallback | None, runner=None
+        self,
+        data: WindowDataset,
+        fit: np.ndarray,
+        val: np.ndarray,
+        on_epoch: EpochCallback | None,
+        stop: StopToken | None,
+        runner: Runner | None = None,
     ):
         """Fit on windows `fit`, early stopping/penalty choice on `val`; a `runner` with several
         jobs may train parts (ensemble members) side by side."""
@@ -91,14 +98,16 @@ class GlobalForecaster:
         train_start: str | pd.Timestamp | None = None,
         train_end: str | pd.Timestamp | None = None,
         on_epoch: EpochCallback | None = None,
+        stop: StopToken | None = None,
         runner: Runner | None = None,
     ) -> GlobalForecaster:
         """Fit one model on the windows from `train_start` to `train_end` (inclusive) of every
-        ticker; tickers too short or unusable are skipped (listed in `fitted_["skipped"]`). With a
+        ticker; tickers too short or unusable are skipped (listed in `fitted_["skipped"]`). A `stop`
+        request (a first Ctrl-C) ends a network's training after the current batch. With a
         `runner` of several jobs, an ensemble's members train as its units (same numbers)."""
         windows = self.windows(panel, train_start, train_end)
         frames, cutoff = windows.frames, windows.cutoff
-        self._fit_data(windows.data, windows.fit, windows.val, on_epoch, runner)
+        self._fit_data(windows.data, windows.fit, windows.val, on_epoch, stop, runner)
         self.train_end_ = max(f.index[-1] for f in frames.values())
         self.calibration_ = self._calibrate(frames, cutoff)
         digest = hashlib.sha256("".join(f"{t}:{fingerprint(f)};" for t, f in frames.items()).encode())

@@ -14,6 +14,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .forecaster import PREDICT_CHUNK
+from .interrupt import StopToken
 from .training import EpochCallback, train_windows
 from .windows import WindowDataset
 
@@ -32,6 +33,7 @@ def train_sampled(
     on_epoch: EpochCallback | None = None,
     label: str = "network",
     member: int = 0,
+    stop: StopToken | None = None,
 ) -> list[float]:
     """Train `net` on windows `fit` of `data`, `epoch_windows` of them drawn afresh each epoch;
     early stopping, halving the learning rate and restoring the best weights on windows `val`
@@ -42,7 +44,7 @@ def train_sampled(
     if len(val_items) > VAL_WINDOWS:
         val_items = val_items[torch.randperm(len(val_items), generator=generator)[:VAL_WINDOWS].sort().values]
     return train_windows(
-        net, data, fit_items, val_items, config, device, generator, epoch_windows, on_epoch, label, member
+        net, data, fit_items, val_items, config, device, generator, epoch_windows, on_epoch, label, member, stop
     )
 
 

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from . import interrupt
-
 if TYPE_CHECKING:
     from .config import ModelConfig
     from .training import EpochInfo
@@ -86,7 +84,7 @@ class TrainingProgress:
             member = f"{label} {info.member + 1}/{members}"
             ended = ""
             if info.last and info.epoch < epochs:
-                ended = " (interrupted)" if interrupt.requested() else " (early stopping)"
+                ended = " (interrupted)" if info.interrupted else " (early stopping)"
             status = f"epoch {info.epoch}/{epochs}{ended}"
             loss = f"loss {_number(info.loss)}" + ("" if info.val_loss is None else f"  val {_number(info.val_loss)}")
             if info.member == 0 and info.epoch == 1:

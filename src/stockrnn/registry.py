@@ -16,9 +16,9 @@ MODELS: dict[str, tuple[str, str, dict]] = {
 }
 
 
-def make_forecaster(name: str, config=None, on_epoch=None):
+def make_forecaster(name: str, config=None):
     """A forecaster by model name ('lstm', 'gru', 'ridge', 'persistence'): an unfitted model with
-    `config` (default: that model's defaults); `on_epoch` is the networks' progress callback."""
+    `config` (default: that model's defaults). Progress callbacks go to `fit`, not here."""
     from .config import model_config
     from .errors import ConfigError
 
@@ -26,5 +26,4 @@ def make_forecaster(name: str, config=None, on_epoch=None):
         raise ConfigError(f"unknown model '{name}' (choose from {', '.join(MODELS)})")
     module, cls, kwargs = MODELS[name]
     model_class = getattr(importlib.import_module(f".{module}", __package__), cls)
-    extra = {"on_epoch": on_epoch} if on_epoch is not None else {}
-    return model_class(**kwargs, config=config or model_config(name), **extra)
+    return model_class(**kwargs, config=config or model_config(name))

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import interrupt
 from .errors import ConfigError, DataError
+from .interrupt import StopToken, token
 
 ENGINES = ("sequential", "local", "ray")
 # Measured in bench/results/threads.md: one thread per unit is as fast as two on this kind of
@@ -181,8 +181,13 @@ class Runner:
         self.seed = seed
 
     def run(
-        self, units: Iterable[Unit], shared: Any = None, on_progress: ProgressCallback | None = None
+        self,
+        units: Iterable[Unit],
+        shared: Any = None,
+        on_progress: ProgressCallback | None = None,
+        stop: StopToken | None = None,
     ) -> dict[str, Outcome]:
+        """A `stop` request (a first Ctrl-C) starts no new unit; the finished ones are returned."""
         raise NotImplementedError
 
     def __enter__(self) -> Runner:
@@ -195,11 +200,12 @@ class Runner:
 class SequentialRunner(Runner):
     """Every unit in this process, one after another: the default for one job."""
 
-    def run(self, units, shared=None, on_progress=None):
+    def run(self, units, shared=None, on_progress=None, stop=None):
+        stop = token(stop)
         ledger = Ledger(units, self.seed, on_progress)
         try:
             for key, unit in ledger.units.items():
-                if interrupt.requested():  # a first Ctrl-C: no new unit starts; the finished ones stand
+                if stop.requested:  # a first Ctrl-C: no new unit starts; the finished ones stand
                     break
                 while ledger.record(key, run_unit(shared, unit, ledger.seeds[key], self.threads)):
                     pass
@@ -239,14 +245,15 @@ class LocalRunner(Runner):
     """A process pool on this machine: `jobs` workers, `threads` torch threads each. Workers start by
     forkserver (never fork: torch's thread pools do not survive it) and get the shared data once."""
 
-    def run(self, units, shared=None, on_progress=None):
+    def run(self, units, shared=None, on_progress=None, stop=None):
+        stop = token(stop)
         ledger = Ledger(units, self.seed, on_progress)
         todo = list(ledger.units)
         while todo:
-            todo = self._round(ledger, todo, shared)
+            todo = self._round(ledger, todo, shared, stop)
         return ledger.outcomes
 
-    def _round(self, ledger: Ledger, keys: list[str], shared: Any) -> list[str]:
+    def _round(self, ledger: Ledger, keys: list[str], shared: Any, stop: StopToken) -> list[str]:
         """Run `keys` on a fresh pool until done or the pool breaks; return the keys to run again."""
         with tempfile.TemporaryDirectory(prefix="stockrnn-") as marks:
             pool = ProcessPoolExecutor(
@@ -256,11 +263,11 @@ class LocalRunner(Runner):
                 initargs=(shared, self.threads, marks),
             )
             # A sliding window of `jobs` units at a time: a unit handed to the pool cannot be taken
-            # back, so a first Ctrl-C (the flag) leaves at most `jobs` units to finish.
+            # back, so a first Ctrl-C (the token) leaves at most `jobs` units to finish.
             pending, futures = list(keys), {}
 
             def top_up() -> None:
-                while pending and len(futures) < self.jobs and not interrupt.requested():
+                while pending and len(futures) < self.jobs and not stop.requested:
                     key = pending.pop(0)
                     futures[pool.submit(_local_call, ledger.units[key], ledger.seeds[key])] = key
 
@@ -290,7 +297,7 @@ class LocalRunner(Runner):
                     process.join()
                 raise RunInterrupted(ledger.outcomes) from None
             pool.shutdown(wait=True)
-            if interrupt.requested():
+            if stop.requested:
                 return []
             return again + self._after_crash(ledger, broken, workers, Path(marks))
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import interrupt
 from .errors import ConfigError
+from .interrupt import StopToken, token
 from .runners import POLL_SECONDS, Ledger, Result, RunInterrupted, Runner, run_unit
 
 LOOPBACK = "127.0.0.1"
@@ -111,13 +111,13 @@ class RayRunner(Runner):
         finally:
             ray.shutdown()
 
-    def run(self, units, shared=None, on_progress=None):
+    def run(self, units, shared=None, on_progress=None, stop=None):
         if self._session is not None:
-            return self._run(units, shared, on_progress)
+            return self._run(units, shared, on_progress, token(stop))
         with self:
-            return self._run(units, shared, on_progress)
+            return self._run(units, shared, on_progress, token(stop))
 
-    def _run(self, units, shared, on_progress) -> dict:
+    def _run(self, units, shared, on_progress, stop: StopToken) -> dict:
         import ray
 
         ledger = Ledger(units, self.seed, on_progress)
@@ -133,7 +133,7 @@ class RayRunner(Runner):
             cancelled = False
             while running:
                 done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
-                if interrupt.requested() and not cancelled:  # a first Ctrl-C: tasks not started are cancelled
+                if stop.requested and not cancelled:  # a first Ctrl-C: tasks not started are cancelled
                     for ref in running:
                         ray.cancel(ref)
                     cancelled = True

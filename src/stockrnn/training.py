@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import math
-import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
-from . import interrupt
 from .config import ModelConfig
 from .errors import ConfigError, TrainingError
+from .interrupt import StopToken, token
 from .windows import WindowDataset
 
 EpochCallback = Callable[["EpochInfo"], None]
+# For a run of several models (evaluate, backtest, a panel run): each model's callback, by its name and config.
+EpochCallbacks = Callable[[str, ModelConfig], "EpochCallback | None"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -29,11 +31,27 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int) -> None:
-    """One seed for Python, NumPy and torch, so a rerun gives the same numbers."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+@contextmanager
+def own_rng(device: torch.device | None = None) -> Iterator[None]:
+    """A block with torch's global random state to itself: what it seeds and draws (weight init and
+    dropout masks, which have no generator argument) is undone after it, so a fit gives the same
+    numbers for the same seed and leaves the caller's random state as it was. The windows' order
+    has a torch.Generator of its own; NumPy's and Python's global generators are not used."""
+    devices = list(range(torch.cuda.device_count())) if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
+def with_own_rng(fit: Callable) -> Callable:
+    """A model's fitting method run in `own_rng` on the model's device: it may seed torch's global
+    generator (`torch.manual_seed`) freely, the caller's random state is restored afterwards."""
+
+    @functools.wraps(fit)
+    def fit_with_own_rng(self, *args, **kwargs):
+        with own_rng(resolve_device(self.config.device)):
+            return fit(self, *args, **kwargs)
+
+    return fit_with_own_rng
 
 
 def make_optimizer(params, config: ModelConfig) -> torch.optim.Optimizer:
@@ -54,8 +72,9 @@ class EpochInfo:
     epoch: int
     loss: float
     val_loss: float | None
-    last: bool  # the member's training ends after this epoch (all epochs done or early stop)
+    last: bool  # the member's training ends after this epoch (all epochs done, early stop or a stop request)
     seconds: float = 0.0  # since this member's training began
+    interrupted: bool = False  # a stop request (a first Ctrl-C) ends it, not the epochs or early stopping
 
 
 def train(
@@ -66,6 +85,7 @@ def train(
     on_epoch: EpochCallback | None = None,
     label: str = "network",
     member: int = 0,
+    stop: StopToken | None = None,
 ) -> list[float]:
     """Train `net` on the windows of `data`; returns the training loss of each epoch.
 
@@ -80,7 +100,7 @@ def train(
     generator = torch.Generator().manual_seed(config.seed + member)
     items = torch.arange(len(data))
     fit, val = items[: len(data) - n_val], items[len(data) - n_val :]
-    return train_windows(net, data, fit, val, config, device, generator, None, on_epoch, label, member)
+    return train_windows(net, data, fit, val, config, device, generator, None, on_epoch, label, member, stop)
 
 
 def train_windows(
@@ -95,11 +115,14 @@ def train_windows(
     on_epoch: EpochCallback | None = None,
     label: str = "network",
     member: int = 0,
+    stop: StopToken | None = None,
 ) -> list[float]:
     """The one training loop: each epoch, `per_epoch` windows of `fit` (all of them, by default)
     in a fresh random order from `generator`; early stopping, halving the learning rate and
     restoring the best weights on windows `val` (none: no early stopping). A single ticker's
-    network runs full epochs over its windows; a panel's global network samples each epoch."""
+    network runs full epochs over its windows; a panel's global network samples each epoch. A
+    `stop` request (a first Ctrl-C) ends training after the current batch, keeping what was learned."""
+    stop = token(stop)
     optimizer = make_optimizer(net.parameters(), config)
     scheduler = None
     if len(val):
@@ -127,7 +150,7 @@ def train_windows(
             optimizer.step()
             total += loss.item() * len(items)
             seen += len(items)
-            if interrupt.requested():  # first Ctrl-C: stop after this batch, keep what was learned
+            if stop.requested:  # first Ctrl-C: stop after this batch, keep what was learned
                 break
         epoch_loss = total / seen
         if not math.isfinite(epoch_loss):
@@ -147,9 +170,9 @@ def train_windows(
                 stale += 1
         last = epoch == config.epochs or stale >= config.patience
         if on_epoch is not None:
-            stop = last or interrupt.requested()
-            on_epoch(EpochInfo(member, epoch, epoch_loss, val_loss, stop, time.perf_counter() - started))
-        if last or interrupt.requested():
+            seconds, interrupted = time.perf_counter() - started, stop.requested
+            on_epoch(EpochInfo(member, epoch, epoch_loss, val_loss, last or interrupted, seconds, interrupted))
+        if last or stop.requested:  # read again: the callback may have asked to stop
             break
     if best_state is not None:
         net.load_state_dict(best_state)

@@ -19,12 +19,12 @@ from pathlib import Path
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from . import interrupt
 from .config import NETWORKS, ModelConfig
 from .data import load_prices
 from .errors import ConfigError, DataError, TrainingError
 from .evaluate import DEFAULT_TEST_ROWS
 from .forecaster import make_forecaster
+from .interrupt import StopToken, token
 from .metrics import rmse
 from .runners import DEFAULT_THREADS, Outcome, RunInterrupted, Runner, Unit, make_runner
 from .training import EpochCallback, EpochInfo
@@ -58,12 +58,13 @@ BAD_INPUT = {"ConfigError": ConfigError, "DataError": DataError}  # a trial's ba
 
 
 # -- one trial ---------------------------------------------------------------------------------
-def run_trial(params: dict, spec: dict, report: EpochCallback | None = None) -> dict:
+def run_trial(params: dict, spec: dict, report: EpochCallback | None = None, stop: StopToken | None = None) -> dict:
     """Fit `spec["model"]` with `params` on the rows before the validation period and score it
     there. Pure: the result depends on (params, spec) only. `report`, when given, is told every
-    epoch and may stop the trial by raising optuna.TrialPruned. Returns {"state": "complete", "value",
-    "rmse", "persistence_rmse", "skill", "days", "epochs"}, {"state": "pruned", ...} or
-    {"state": "fail", "error"} (training diverged)."""
+    epoch and may stop the trial by raising optuna.TrialPruned; a `stop` request (a first Ctrl-C)
+    ends its training after the current batch. Returns {"state": "complete", "value", "rmse",
+    "persistence_rmse", "skill", "days", "epochs"}, {"state": "pruned", ...} or {"state": "fail",
+    "error"} (training diverged)."""
     prices = load_prices(spec["data"], allow_gaps=spec["allow_gaps"]).slice(end=spec["train_end"])
     index = prices.index
     first = position(index, spec["val_start"], "validation start", prices.source)
@@ -75,9 +76,9 @@ def run_trial(params: dict, spec: dict, report: EpochCallback | None = None) -> 
         if report is not None:
             report(info)
 
-    model = make_forecaster(spec["model"], config, on_epoch)
+    model = make_forecaster(spec["model"], config)
     try:
-        model.fit(prices, train_end=index[first - 1])
+        model.fit(prices, train_end=index[first - 1], on_epoch=on_epoch, stop=stop)
         forecast = model.rolling(prices, index[first])["step_1"].to_numpy()
     except optuna.TrialPruned:
         return {"state": "pruned", "epochs": max(epochs, default=0)}
@@ -123,17 +124,21 @@ def pruning_reporter(trial: optuna.Trial) -> EpochCallback:
     return report
 
 
-def run_trial_in_worker(params: dict, spec: dict, study_path: str, trial_id: int) -> dict:
+def run_trial_in_worker(
+    params: dict, spec: dict, study_path: str, trial_id: int, stop: StopToken | None = None
+) -> dict:
     """`run_trial` as a runner's unit, in whichever process runs it: the trial's epochs are reported,
     and the pruner asked, through the study's journal file, which processes share safely (it locks
-    appends). `interrupted` says whether a first Ctrl-C in this process cut the training short (a
-    worker process never sees Ctrl-C: its trials run to the end and count)."""
+    appends). `interrupted` says whether a first Ctrl-C (`stop`) cut the training short: only the
+    sequential runner's in-process trials share the driver's token; a worker process gets a token of
+    its own, never set, so its trials run to the end and count."""
+    stop = token(stop)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(
         study_name=STUDY_NAME, storage=journal(Path(study_path)), pruner=optuna.pruners.MedianPruner(**PRUNER)
     )
-    result = run_trial(params, spec, pruning_reporter(optuna.Trial(study, trial_id)))
-    return {**result, "interrupted": interrupt.requested()}
+    result = run_trial(params, spec, pruning_reporter(optuna.Trial(study, trial_id)), stop)
+    return {**result, "interrupted": stop.requested}
 
 
 # -- the search --------------------------------------------------------------------------------
@@ -156,6 +161,7 @@ def tune(
     engine: str = "local",
     threads: int = DEFAULT_THREADS,
     address: str | None = None,
+    stop: StopToken | None = None,
 ) -> TuneResult:
     """Run the search until the study in `out` holds `trials` finished trials (complete, pruned or
     failed by diverging; a trial stopped by Ctrl-C does not count), then write `out/best.json`.
@@ -163,7 +169,9 @@ def tune(
     Trials run `jobs` at a time on a runner (`engine` local or ray, `threads` torch threads each;
     one job is the sequential runner): `jobs` trials are asked from the study together, run as
     units, told, and the next batch asked. The results depend on `jobs` (the batch a trial is
-    proposed in) but never on the engine, the machine's load or the order the units finish in."""
+    proposed in) but never on the engine, the machine's load or the order the units finish in.
+    A `stop` request (a first Ctrl-C) ends the running trials' training and asks no new ones."""
+    stop = token(stop)
     if model not in NETWORKS:
         raise ConfigError(f"tune searches a network's settings: --model lstm or gru, not '{model}'")
     if trials < 1:
@@ -177,21 +185,26 @@ def tune(
     if on_trial is not None:  # the settings are checked: from here on progress can be shown
         on_trial(counts(study))
     with runner:  # one Ray session (or none) for the whole search
-        while (left := trials - finished(study)) > 0 and not interrupt.requested():
-            run_batch(study, runner, spec, space, (out / STUDY_FILE).resolve(), min(runner.jobs, left))
+        while (left := trials - finished(study)) > 0 and not stop.requested:
+            run_batch(study, runner, spec, space, (out / STUDY_FILE).resolve(), min(runner.jobs, left), stop)
             if on_trial is not None:
                 on_trial(counts(study))
-    return write_best(study, out, spec, interrupted=interrupt.requested(), seconds=time.perf_counter() - started)
+    return write_best(study, out, spec, interrupted=stop.requested, seconds=time.perf_counter() - started)
 
 
-def run_batch(study: optuna.Study, runner: Runner, spec: dict, space: dict, path: Path, size: int) -> None:
+def run_batch(
+    study: optuna.Study, runner: Runner, spec: dict, space: dict, path: Path, size: int, stop: StopToken | None = None
+) -> None:
     """Ask `size` trials (TPE's constant liar counts the ones asked but not told, so they differ),
     run them as units and tell each its outcome. A second Ctrl-C (RunInterrupted) tells the trials
     that finished, marks the others interrupted and goes on up; a trial's bad input ends the search."""
     asked = {f"trial-{t.number}": t for t in (study.ask(space) for _ in range(size))}
-    units = [Unit(key, run_trial_in_worker, (t.params, spec, str(path), t._trial_id)) for key, t in asked.items()]
+    units = [
+        Unit(key, run_trial_in_worker, (t.params, spec, str(path), t._trial_id), {"stop": stop})
+        for key, t in asked.items()
+    ]
     try:
-        outcomes = runner.run(units)
+        outcomes = runner.run(units, stop=stop)
     except RunInterrupted as stop:
         for key, trial in asked.items():
             tell(study, trial, outcome_result(stop.outcomes.get(key)))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .cli_common import stop_token
 from .options import ONE_SOURCE_HELP, allow_gaps_option
 
 
@@ -124,7 +125,7 @@ def tune_command(
         result = tune(
             source, model_name, trials, out, resume=resume, epochs=epochs, seed=seed, target=target,
             test_start=test_start, val_days=val_days, device=device, allow_gaps=allow_gaps, on_trial=on_trial,
-            jobs=jobs, engine=engine, threads=threads, address=address,
+            jobs=jobs, engine=engine, threads=threads, address=address, stop=stop_token(),
         )  # fmt: skip
     finally:
         if progress.live.is_started:
