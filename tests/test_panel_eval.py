@@ -39,7 +39,7 @@ class PooledAR:
         self.name, self.config, self.fail_on = name, config or ModelConfig(), fail_on
         self.fits: list[dict] = []
 
-    def fit_panel(self, panel, train_start=None, train_end=None, on_epoch=None, stop=None):
+    def fit_panel(self, panel, train_start=None, train_end=None, on_epoch=None, stop=None, runner=None):
         x, y = [], []
         for prices in panel.values():
             r = np.diff(np.log(prices.frame.loc[train_start:train_end, self.config.target].to_numpy()))
