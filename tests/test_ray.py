@@ -118,6 +118,20 @@ def test_embedded_ray_listens_on_loopback_only(ray_runner):
     assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
 
 
+def test_tune_on_a_folder_runs_its_trials_on_ray_as_in_this_process(ray_runner, tmp_path, monkeypatch):
+    """The global network's trials as Ray tasks (the embedded Ray of the module): the very trials
+    that the same batches give in this process."""
+    import stockrnn.tune as tune_module
+    from stockrnn.tune import tune
+    from test_tune_panel import SEARCH, write_panel
+
+    folder = write_panel(tmp_path / "panel")
+    on_ray = tune(str(folder), "gru", 2, tmp_path / "ray", jobs=2, engine="ray", **SEARCH)
+    monkeypatch.setattr(tune_module, "make_runner", lambda *args: SequentialRunner(jobs=2))
+    here = tune(str(folder), "gru", 2, tmp_path / "here", jobs=2, **SEARCH)
+    assert [t["state"] for t in on_ray.trials] == ["complete"] * 2 and on_ray.trials == here.trials
+
+
 def test_two_node_cluster_with_token_auth_uses_both_nodes_and_matches_sequential():
     env = dict(
         os.environ,

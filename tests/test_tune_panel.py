@@ -103,3 +103,40 @@ def test_cli_tune_on_a_folder_prints_the_panel_score(cli, panel_folder, tmp_path
     assert code == 0, err
     assert "(3 tickers, 120 ticker-days): median skill" in stdout and "best.json" in stdout
     assert json.loads((tmp_path / "study" / "best.json").read_text())["study"]["global"] is True
+
+
+class PruneAt:
+    """A stand-in for an Optuna trial whose pruner says stop from epoch `epoch` on."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch, self.reported = epoch, []
+
+    def report(self, value: float, step: int) -> None:
+        self.reported.append(step)
+
+    def should_prune(self) -> bool:
+        return self.reported[-1] >= self.epoch
+
+
+def test_a_pruned_panel_trial_stops_training_and_counts_as_pruned(panel_folder, tmp_path, monkeypatch):
+    import stockrnn.tune as tune_module
+
+    def prune_trial_one(trial):
+        return tune_module_reporter(PruneAt(1 if trial.number == 1 else 10**6))
+
+    tune_module_reporter = tune_module.pruning_reporter
+    monkeypatch.setattr(tune_module, "pruning_reporter", prune_trial_one)
+    result = tune(str(panel_folder), "gru", 3, tmp_path / "study", **{**SEARCH, "epochs": 4})
+    assert [t["state"] for t in result.trials] == ["complete", "pruned", "complete"]
+    assert result.study["pruned"] == 1 and result.study["finished"] == 3
+
+
+def test_parallel_panel_trials_in_worker_processes_equal_the_same_batches_here(panel_folder, tmp_path, monkeypatch):
+    import stockrnn.tune as tune_module
+    from stockrnn.runners import SequentialRunner
+
+    local = tune(str(panel_folder), "gru", 2, tmp_path / "local", jobs=2, engine="local", **SEARCH)
+    monkeypatch.setattr(tune_module, "make_runner", lambda *args: SequentialRunner(jobs=2))
+    here = tune(str(panel_folder), "gru", 2, tmp_path / "here", jobs=2, **SEARCH)
+    assert [t["state"] for t in local.trials] == ["complete"] * 2
+    assert local.trials == here.trials and local.trials[0]["params"] != local.trials[1]["params"]
