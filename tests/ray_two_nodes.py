@@ -2,9 +2,17 @@
 process of its own (Ray's auth settings are per process) and print what happened as JSON.
 
 Both nodes use 127.0.0.1: Ray 2.60 keeps a node's servers on loopback only when its address is
-exactly 127.0.0.1 (127.0.0.2 and 127.0.0.3 would make them listen on every interface), and `ray
-start` refuses to add a second node while RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps that address
-as it is, so the nodes are started with Ray's own test cluster (ray.cluster_utils) instead.
+exactly 127.0.0.1, and `ray start` refuses to add a second node while
+RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps that address as it is, so the nodes are started with
+Ray's own test cluster (ray.cluster_utils) instead.
+
+Why not 127.0.0.2 and 127.0.0.3 (measured with `ss -ltnp`, include_dashboard=False): the
+gcs_server (its port) and each raylet (node manager and object manager ports) then listen on
+`*` (every interface); only the RuntimeEnvAgent binds the node's address. The three are Ray's C++
+gRPC servers (src/ray/rpc/grpc_server.cc, GrpcServer::Run), whose bind address is either
+"127.0.0.1" (listen_to_localhost_only, set when the node's address is 127.0.0.1) or "0.0.0.0":
+no flag, RAY_* variable or _system_config key binds them to the node's own address (the
+dashboard, agent, metrics and client-server options cover the Python servers only).
 """
 
 from __future__ import annotations
