@@ -140,3 +140,11 @@ def test_parallel_panel_trials_in_worker_processes_equal_the_same_batches_here(p
     here = tune(str(panel_folder), "gru", 2, tmp_path / "here", jobs=2, **SEARCH)
     assert [t["state"] for t in local.trials] == ["complete"] * 2
     assert local.trials == here.trials and local.trials[0]["params"] != local.trials[1]["params"]
+
+
+def test_cli_tune_on_a_folder_too_short_for_its_validation_is_one_line(cli, panel_folder, tmp_path):
+    code, _, err = cli("tune", "--data", panel_folder, "--val-days", "290", "--test-start", SEARCH["test_start"],
+                       "--out", tmp_path / "study")  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "300 dates before the test start, 290 of them for validation, leave 10 to fit on" in err
+    assert not (tmp_path / "study").exists()
