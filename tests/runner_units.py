@@ -66,3 +66,8 @@ def node_and_fit(shared: np.ndarray) -> tuple[str, list[str]]:
     import ray
 
     return ray.get_runtime_context().get_node_id(), fit_tiny(shared, steps=5)
+
+
+def unpicklable(shared) -> object:
+    """A result no process can send back (a lambda does not pickle by name)."""
+    return lambda: "never sent"

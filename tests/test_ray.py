@@ -10,6 +10,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -118,7 +119,23 @@ def test_embedded_ray_listens_on_loopback_only(ray_runner):
     assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
 
 
-def test_two_node_cluster_with_token_auth_uses_both_nodes_and_matches_sequential():
+def test_tune_on_a_folder_runs_its_trials_on_ray_as_in_this_process(ray_runner, tmp_path, monkeypatch):
+    """The global network's trials as Ray tasks (the embedded Ray of the module): the very trials
+    that the same batches give in this process."""
+    import stockrnn.tune as tune_module
+    from stockrnn.tune import tune
+    from test_tune_panel import SEARCH, write_panel
+
+    folder = write_panel(tmp_path / "panel")
+    on_ray = tune(str(folder), "gru", 2, tmp_path / "ray", jobs=2, engine="ray", **SEARCH)
+    monkeypatch.setattr(tune_module, "make_runner", lambda *args: SequentialRunner(jobs=2))
+    here = tune(str(folder), "gru", 2, tmp_path / "here", jobs=2, **SEARCH)
+    assert [t["state"] for t in on_ray.trials] == ["complete"] * 2 and on_ray.trials == here.trials
+
+
+def two_nodes(prefix: list[str], ips: tuple[str, ...] = ()) -> dict:
+    """Run ray_two_nodes.py (6 units, nodes on `ips`) after `prefix` (such as `unshare`) with token
+    auth; check that the work landed on both nodes and equals the sequential run; return its report."""
     env = dict(
         os.environ,
         PYTHONPATH=worker_path(),
@@ -128,12 +145,41 @@ def test_two_node_cluster_with_token_auth_uses_both_nodes_and_matches_sequential
         RAY_AUTH_TOKEN=secrets.token_hex(32),
     )
     done = subprocess.run(
-        [sys.executable, str(TESTS / "ray_two_nodes.py"), "6"], env=env, capture_output=True, text=True, timeout=240
-    )
+        [*prefix, sys.executable, str(TESTS / "ray_two_nodes.py"), "6", *ips], env=env, capture_output=True,
+        text=True, timeout=240,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["token_auth"]
     assert len(report["nodes"]) == 2 and set(report["ran_on"].values()) == set(report["nodes"])
-    assert [x for x in report["listeners"] if not is_loopback(x[1])] == []
     sequential = SequentialRunner().run([Unit(f"ticker-{i}", fit_tiny, (5,)) for i in range(6)], shared=SHARED)
     assert report["results"] == values(sequential)
+    return report
+
+
+def test_two_node_cluster_with_token_auth_uses_both_nodes_and_matches_sequential():
+    report = two_nodes([])
+    assert [x for x in report["listeners"] if not is_loopback(x[1])] == []
+
+
+def private_loopback() -> list[str] | None:
+    """`unshare` and `ip` that start a command in a network namespace of its own (a user namespace
+    too, so no root is needed) with loopback up and no other interface; None where not allowed."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return None
+    prefix = ["unshare", "-rn", "sh", "-c", 'ip link set lo up && exec "$0" "$@"']
+    return prefix if subprocess.run([*prefix, "true"], capture_output=True).returncode == 0 else None
+
+
+def test_two_nodes_on_127_0_0_2_and_127_0_0_3_in_a_loopback_only_network_namespace():
+    """The issue's cluster on 127.0.0.2 and 127.0.0.3. On any address but 127.0.0.1, Ray's C++ gRPC
+    servers (gcs_server, raylet, core workers) bind every interface (ray_two_nodes.py says why),
+    so the nodes run in a network namespace whose one interface is loopback."""
+    prefix = private_loopback()
+    if prefix is None:
+        pytest.skip("no network namespace of our own here (unshare -rn and ip are needed)")
+    report = two_nodes(prefix, ("127.0.0.2", "127.0.0.3"))
+    assert report["interfaces"] == ["lo"] and report["node_addresses"] == ["127.0.0.2", "127.0.0.3"]
+    wildcard = {"0.0.0.0", "::"}
+    assert [x for x in report["listeners"] if not (is_loopback(x[1]) or x[1] in wildcard)] == []
+    assert {ip for name, ip, _ in report["listeners"] if "RuntimeEnvAgent" in name} == {"127.0.0.2", "127.0.0.3"}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from runner_units import bad_data, fails, fit_tiny, kill_always, kill_once
+from runner_units import bad_data, fails, fit_tiny, kill_always, kill_once, unpicklable
 from stockrnn.errors import ConfigError
 from stockrnn.runners import (
     LocalRunner,
@@ -101,6 +101,18 @@ def test_bad_data_is_reported_not_retried_and_the_rest_finish(engine, tmp_path):
     assert (outcomes["boom"].error_type, outcomes["boom"].attempts) == ("ValueError", 2)
     assert [o.key for o in failures(outcomes)] == ["bad", "boom"]
     assert outcomes["ticker-0"].ok and outcomes["ticker-1"].ok
+
+
+def test_a_result_that_cannot_be_pickled_is_a_failed_unit_and_the_rest_finish():
+    units = [Unit("lambda", unpicklable), *fit_units(3)]
+    outcomes = LocalRunner(jobs=2).run(units, shared=SHARED)
+    failed = outcomes["lambda"]
+    assert (failed.ok, failed.attempts) == (False, 1)
+    assert "cannot send the unit or its result between processes" in failed.error and "pickle" in failed.error
+    assert [o.key for o in failures(outcomes)] == ["lambda"]
+    assert values({k: outcomes[k] for k in outcomes if k != "lambda"}) == values(
+        SequentialRunner().run(fit_units(3), shared=SHARED)
+    )
 
 
 @pytest.mark.parametrize("engine", ["sequential", "local"])

@@ -268,11 +268,6 @@ def test_cli_tune_bad_input_is_one_line(price_file, tmp_path, cli, args, message
     assert not (tmp_path / "study").exists()
 
 
-def test_cli_tune_on_a_folder_says_panel_models_are_needed(price_file, cli, tmp_path):
-    code, stdout, err = cli("tune", "--data", price_file.parent, "--out", tmp_path / "study")
-    assert code == 2 and "panel models" in err
-
-
 # -- trials through the runners ------------------------------------------------------------------
 def test_parallel_trials_in_worker_processes_equal_the_same_batches_in_this_process(price_file, tmp_path, monkeypatch):
     """Two jobs: trials asked two at a time, run, told, the next batch asked. Local workers give the

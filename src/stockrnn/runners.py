@@ -230,6 +230,13 @@ def _local_call(unit: Unit, seed: int) -> Result:
     return run_unit(_WORKER["shared"], unit, seed, _WORKER["threads"])
 
 
+def _transport_error(error: BaseException) -> Result:
+    """A unit whose arguments or result could not cross to or from its worker (not picklable):
+    a failure of that unit, not of the run; not retried, since a second attempt pickles the same."""
+    message = f"cannot send the unit or its result between processes ({type(error).__name__}: {error})"
+    return ("error", type(error).__name__, message, False)
+
+
 def _forkserver(units: Iterable[Unit] = ()) -> multiprocessing.context.BaseContext:
     """Workers fork from a server that has torch imported already: quick to start, and safe
     (the server never ran torch's thread pools, unlike a plain fork of the driver). The server also
@@ -282,9 +289,10 @@ class LocalRunner(Runner):
                     finished, _ = wait(set(futures), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                     for future in finished:
                         key = futures.pop(future)
-                        if isinstance(future.exception(), BrokenProcessPool):
+                        error = future.exception()
+                        if isinstance(error, BrokenProcessPool):
                             broken.append(key)
-                        elif ledger.record(key, future.result()):
+                        elif ledger.record(key, future.result() if error is None else _transport_error(error)):
                             again.append(key)
                     if not broken:
                         top_up()

@@ -24,10 +24,12 @@ from .data import load_prices
 from .errors import ConfigError, DataError, TrainingError
 from .evaluate import DEFAULT_TEST_ROWS
 from .forecaster import make_forecaster
+from .global_models import GLOBAL_DEFAULTS
 from .interrupt import StopToken, token
 from .metrics import rmse
 from .runners import DEFAULT_THREADS, Outcome, RunInterrupted, Runner, Unit, make_runner
 from .training import EpochCallback, EpochInfo
+from .tune_panel import GLOBAL_SPACE, panel_trial_spec, run_panel_trial
 from .tune_study import (
     PRUNER,
     STUDY_FILE,
@@ -65,6 +67,8 @@ def run_trial(params: dict, spec: dict, report: EpochCallback | None = None, sto
     ends its training after the current batch. Returns {"state": "complete", "value", "rmse",
     "persistence_rmse", "skill", "days", "epochs"}, {"state": "pruned", ...} or {"state": "fail",
     "error"} (training diverged)."""
+    if spec["panel"]:
+        return run_panel_trial(params, spec, report, stop)
     prices = load_prices(spec["data"], allow_gaps=spec["allow_gaps"]).slice(end=spec["train_end"])
     index = prices.index
     first = position(index, spec["val_start"], "validation start", prices.source)
@@ -161,10 +165,13 @@ def tune(
     engine: str = "local",
     threads: int = DEFAULT_THREADS,
     address: str | None = None,
+    epoch_windows: int | None = None,
     stop: StopToken | None = None,
 ) -> TuneResult:
     """Run the search until the study in `out` holds `trials` finished trials (complete, pruned or
     failed by diverging; a trial stopped by Ctrl-C does not count), then write `out/best.json`.
+    `source` a folder: the trials tune the global network of the panel (tune_panel.py; an epoch
+    is `epoch_windows` sampled windows, by default GlobalNetwork's), and best.json applies to global models.
 
     Trials run `jobs` at a time on a runner (`engine` local or ray, `threads` torch threads each;
     one job is the sequential runner): `jobs` trials are asked from the study together, run as
@@ -177,8 +184,16 @@ def tune(
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1, not {trials}")
     runner = make_runner(engine, jobs, threads, address, seed)  # bad engine options fail before any file
-    space = space or SPACE
-    spec = trial_spec(source, model, target, test_start, val_days, epochs, seed, device, allow_gaps, space)
+    panel = Path(str(source)).is_dir()
+    space = space or (GLOBAL_SPACE if panel else SPACE)
+    if panel:
+        widest = max(_choices(space.get("window"), GLOBAL_DEFAULTS["window"]))
+        spec = panel_trial_spec(
+            source, model, target, test_start, val_days, epochs, seed, device, allow_gaps, space, widest, VAL_DAYS,
+            epoch_windows,
+        )  # fmt: skip
+    else:
+        spec = trial_spec(source, model, target, test_start, val_days, epochs, seed, device, allow_gaps, space)
     out = Path(out)
     study = open_study(out, resume, spec, seed)
     started = time.perf_counter()
@@ -228,9 +243,7 @@ def outcome_result(outcome: Outcome | None) -> dict:
 
 def trial_spec(source, model, target, test_start, val_days, epochs, seed, device, allow_gaps, space) -> dict:
     """Everything a trial needs besides its params, with the spans as dates (so a trial in another
-    process cuts the same rows). `panel` is the hook for global models on a folder of tickers."""
-    if Path(str(source)).is_dir():
-        raise ConfigError(f"{source}: is a folder; tune on a folder needs the panel models (not yet wired)")
+    process cuts the same rows). A folder's spec is tune_panel.panel_trial_spec's."""
     prices = load_prices(source, allow_gaps=allow_gaps)
     prices.column(target)
     index = prices.index
@@ -263,6 +276,7 @@ def trial_spec(source, model, target, test_start, val_days, epochs, seed, device
         "test_start": None if test_first >= len(index) else index[test_first].strftime("%Y-%m-%d"),
         "val_days": n_val,
         "epochs": epochs,
+        "epoch_windows": None,
         "seed": seed,
         "device": device,
         "space": {name: repr(d) for name, d in space.items()},

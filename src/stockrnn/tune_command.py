@@ -11,7 +11,9 @@ from .options import ONE_SOURCE_HELP, allow_gaps_option
 
 
 @click.command("tune")
-@click.option("--data", "source", required=True, help=ONE_SOURCE_HELP + " (A folder needs the panel models.)")
+@click.option(
+    "--data", "source", required=True, help=ONE_SOURCE_HELP + " A folder: tunes the global network of the panel."
+)
 @click.option(
     "--model",
     "model_name",
@@ -93,6 +95,10 @@ def tune_command(
     The validation period is the last --val-days before --test-start; the test period is never
     read. The best settings go to OUT/best.json, a preset file for `--preset-file`.
 
+    On a folder the trials fit the global network (one for every ticker) and are scored by the
+    median over tickers of that ratio, on the last --val-days dates of the panel before
+    --test-start; best.json then sets the global models of `evaluate/fit --data FOLDER`.
+
     With --jobs N, N trials are proposed together and run at once: the search then differs from
     --jobs 1, but never depends on --engine. A first Ctrl-C lets the running trials finish (in this
     process: stops the trial's training, which then does not count) and starts no more."""
@@ -148,10 +154,11 @@ def print_best(console, result) -> None:
     for key, value in result.settings.items():
         table.add_row(key.replace("_", "-"), f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
-    console.print(
-        f"validation {s['val_start']} .. {s['val_end']} ({s['days']} days): RMSE {s['rmse']:.4f}, "
-        f"persistence {s['persistence_rmse']:.4f}, skill {s['skill']:+.4f}",
-        highlight=False,
-    )
+    span = f"validation {s['val_start']} .. {s['val_end']}"
+    if "rmse" in s:
+        scores = f"({s['days']} days): RMSE {s['rmse']:.4f}, persistence {s['persistence_rmse']:.4f}, skill "
+    else:  # a panel: the global network's median over the tickers
+        scores = f"({s['tickers']} tickers, {s['days']} ticker-days): median skill "
+    console.print(f"{span} {scores}{s['skill']:+.4f}", highlight=False)
     note = "; interrupted: --resume continues the search" if st["interrupted"] else ""
     console.print(f"Best settings in [bold]{result.path}[/] (use with --preset-file){note}")

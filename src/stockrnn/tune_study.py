@@ -29,6 +29,7 @@ SHARED_KEYS = {
     "train_end": "--test-start",
     "val_start": "--val-days",
     "epochs": "--epochs",
+    "epoch_windows": "epoch size (windows per epoch of a global model)",
     "seed": "--seed",
     "space": "the search space",
 }
@@ -143,12 +144,11 @@ def write_best(study: optuna.Study, out: Path, spec: dict, interrupted: bool, se
     best = study.best_trial
     attrs = best.user_attrs
     settings = {**best.params, "epochs": spec["epochs"]}
+    # One file: its RMSE and persistence's; a panel: the median skill over `tickers` (tune_panel.py).
+    scores = ("rmse", "persistence_rmse", "skill", "days") if not spec["panel"] else ("skill", "tickers", "days")
     score = {
         "objective": best.value,
-        "rmse": attrs["rmse"],
-        "persistence_rmse": attrs["persistence_rmse"],
-        "skill": attrs["skill"],
-        "days": attrs["days"],
+        **{key: attrs[key] for key in scores},
         "val_start": spec["val_start"],
         "val_end": spec["train_end"],
     }
@@ -158,6 +158,7 @@ def write_best(study: optuna.Study, out: Path, spec: dict, interrupted: bool, se
         "best_trial": best.number,
         **{k: summary[k] for k in ("finished", "complete", "pruned", "failed", "stopped")},
         "data": spec["data"],
+        "global": spec["panel"],  # a folder: the settings of the global network (evaluate/fit --data FOLDER)
         "target": spec["target"],
         "train_end": spec["train_end"],
         "test_start": spec["test_start"],
