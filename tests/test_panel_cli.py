@@ -102,6 +102,22 @@ def test_two_jobs_give_the_same_summary_as_one(cli, folder, tmp_path):
     assert (two / "rank_ic.csv").read_text() == (one / "rank_ic.csv").read_text()
 
 
+def test_global_models_fit_side_by_side_with_two_jobs_give_the_same_numbers(cli, folder, tmp_path):
+    """With --jobs 2 the global lstm, gru and ridge are runner units of their own (fitted in
+    worker processes side by side): the bits of the one-job run."""
+    runs, models = {}, "lstm,gru,ridge,persistence"
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}"
+        code, _, err = cli("evaluate", "--data", folder, "--test-start", TEST_START, "--models", models,
+                           "--out", out, "--quiet", "--no-report", *TINY_ARGS, "--jobs", jobs)  # fmt: skip
+        assert code == 0, err
+        runs[jobs] = out
+    assert (runs["2"] / "summary.csv").read_text() == (runs["1"] / "summary.csv").read_text()
+    assert (runs["2"] / "rank_ic.csv").read_text() == (runs["1"] / "rank_ic.csv").read_text()
+    models = json.loads((runs["2"] / "panel.json").read_text())["settings"]["models"]
+    assert {"lstm", "gru", "ridge"} <= set(models)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed: pip install 'stockrnn[ray]'")
 def test_evaluate_panel_on_ray_is_the_same_as_sequential(folder, monkeypatch):
     """(The local engine: test_two_jobs_give_the_same_summary_as_one.)"""

@@ -149,8 +149,7 @@ def evaluate_panel(
     stop = token(stop)
     names = panel_models(models)
     configs = {n: (configs or {}).get(n) or _config(n, preset, overrides) for n in names}
-    if global_factory is None and any(n in GLOBAL_MODELS for n in names):
-        from .global_models import make_global as global_factory
+    global_factory = global_factory or make_global_model
     target, horizon = configs[names[0]].target, configs[names[0]].horizon
     if any((c.target, c.horizon) != (target, horizon) for c in configs.values()):
         raise ConfigError("all models of one panel run need the same target and horizon")
@@ -165,17 +164,23 @@ def evaluate_panel(
     train_end = start - pd.Timedelta(days=1)
     n_global = sum(n in GLOBAL_MODELS for n in names)
     total = len(usable) + n_global
-    failed, fitted = [], {}
-    for done, name in enumerate((n for n in names if n in GLOBAL_MODELS), start=1):
-        callback = None if on_epoch is None else on_epoch(name, configs[name])
-        try:
-            fitted[name] = global_factory(name, configs[name]).fit_panel(
-                usable, train_start, train_end, callback, stop, runner
-            )
-        except StockrnnError as exc:
-            failed.append({"unit": f"{name} (global fit)", "error": str(exc)})
-        if on_progress is not None:
-            on_progress(f"{name} (global)", done, total)
+    global_names = [n for n in names if n in GLOBAL_MODELS]
+    if runner is not None and runner.jobs > 1 and len(global_names) > 1 and global_factory is make_global_model:
+        fitted, failed = _fit_globals(
+            runner, usable, global_names, configs, (train_start, train_end), on_progress, stop, total
+        )
+    else:
+        failed, fitted = [], {}
+        for done, name in enumerate(global_names, start=1):
+            callback = None if on_epoch is None else on_epoch(name, configs[name])
+            try:
+                fitted[name] = global_factory(name, configs[name]).fit_panel(
+                    usable, train_start, train_end, callback, stop, runner
+                )
+            except StockrnnError as exc:
+                failed.append({"unit": f"{name} (global fit)", "error": str(exc)})
+            if on_progress is not None:
+                on_progress(f"{name} (global)", done, total)
 
     shared = dict(
         panel=usable, names=names, configs=configs, fitted=fitted, train_end=train_end, stop=stop,
@@ -234,6 +239,41 @@ def evaluate_ticker(shared: dict, ticker: str) -> Evaluation:
     panel = shared["panel"]
     settings = {"ticker": ticker, "panel": panel.source}
     return evaluate(panel[ticker], members, settings=settings, stop=shared["stop"], **shared["spans"])
+
+
+def make_global_model(name: str, config: ModelConfig) -> object:
+    """global_models.make_global, imported when a panel run first needs it (it brings torch)."""
+    from .global_models import make_global
+
+    return make_global(name, config)
+
+
+def fit_global(panel: Panel, name: str, config: dict, span: tuple) -> object:
+    """A runner unit: one global model fitted on the shared panel (ensemble members in turn)."""
+    return make_global_model(name, ModelConfig.from_dict(config)).fit_panel(panel, *span)
+
+
+def _fit_globals(
+    runner: Runner, panel: Panel, names: list[str], configs: dict, span: tuple,
+    on_progress: Progress | None, stop: StopToken, total: int,
+) -> tuple[dict, list[dict]]:  # fmt: skip
+    """The global models side by side, one runner unit each (same numbers as one after another:
+    each fit seeds itself from its config and runs with the runner's threads); no epoch progress."""
+
+    def progress(done: int, failed: int, count: int) -> None:
+        if on_progress is not None and done > 0:
+            on_progress("global fits", done, total)
+
+    units = [Unit(f"{name} (global fit)", fit_global, (name, configs[name].to_dict(), span)) for name in names]
+    outcomes = runner.run(units, panel, progress, stop)
+    done = {n: outcomes.get(u.key) for n, u in zip(names, units, strict=True)}
+    fitted = {n: outcome.value for n, outcome in done.items() if outcome is not None and outcome.ok}
+    failed = [
+        {"unit": u.key, "error": _error(outcomes[u.key].error, outcomes[u.key].error_type)}
+        for u in units
+        if u.key in outcomes and not outcomes[u.key].ok
+    ]
+    return fitted, failed
 
 
 def _run_tickers(
