@@ -51,7 +51,7 @@ def test_evaluate_on_a_folder_writes_and_prints_the_panel(cli, folder, tmp_path)
     assert set(panel["models"]) == set(MODELS.split(",")) and panel["failed"] == [] and panel["skipped"] == []
     assert panel["settings"]["runner"] == {"engine": "local", "jobs": 1, "threads": 1}
     assert panel["settings"]["models"]["ridge"]["windows"] > 0
-    assert "beats pers." in stdout and "lstm_local" in stdout and "4 tickers evaluated" in stdout
+    assert "pers." in stdout and "…" not in stdout and "lstm_local" in stdout and "4 tickers evaluated" in stdout
 
 
 def test_a_bad_file_stops_the_folder_naming_it(cli, folder, tmp_path):

@@ -3,17 +3,18 @@ failed tickers. Printing only; the numbers come from panel.json's dictionary."""
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from .panel_eval import PanelEvaluation
 
 COLUMNS = (
-    ("model", "model", None), ("tickers", "tickers", "d"), ("beats pers.", "beats_persistence", ".0%"),
-    ("median skill", "median_skill", "+.4f"), ("mean skill", "mean_skill", "+.4f"),
-    ("< ridge_local", "beats_ridge_local", ".0%"), ("p", "wilcoxon_p_vs_ridge_local", ".3f"),
-    ("< ridge", "beats_ridge", ".0%"), ("p ", "wilcoxon_p_vs_ridge", ".3f"),
-    ("rank IC", "rank_ic_mean", "+.4f"), ("t", "rank_ic_t", "+.2f"), ("IC > 0", "rank_ic_positive_days", ".0%"),
+    ("model", "model", None), ("tickers", "tickers", "d"), ("beats\npers.", "beats_persistence", ".0%"),
+    ("median\nskill", "median_skill", "+.4f"), ("mean\nskill", "mean_skill", "+.4f"),
+    ("<\nridge_local", "beats_ridge_local", ".0%"), ("\np", "wilcoxon_p_vs_ridge_local", ".2g"),
+    ("<\nridge", "beats_ridge", ".0%"), ("\np ", "wilcoxon_p_vs_ridge", ".2g"),
+    ("rank\nIC", "rank_ic_mean", "+.4f"), ("\nt", "rank_ic_t", "+.2f"), ("IC\n> 0", "rank_ic_positive_days", ".0%"),
 )  # fmt: skip
 
 
@@ -25,7 +26,9 @@ def print_panel(console: Console, result: PanelEvaluation) -> None:
         f"{s['test_start']} (rank IC over {s['rank_ic']['days']} days, {s['rank_ic']['days_left_out']} days with "
         f"fewer than {s['rank_ic']['min_tickers_per_day']} tickers left out)"
     )
-    table = Table(title=title, title_justify="left")
+    # Two-line headers and no outer edge: twelve columns fit in 120 characters (a file or a pipe),
+    # so rich never cuts a number short.
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
     for header, _, spec in COLUMNS:
         table.add_column(header, justify="left" if spec is None else "right", no_wrap=True)
     for name, m in result.panel["models"].items():
