@@ -100,6 +100,13 @@ def test_two_jobs_give_the_same_summary_as_one(cli, folder, tmp_path):
     assert code == 0, err
     assert (two / "summary.csv").read_text() == (one / "summary.csv").read_text()
     assert (two / "rank_ic.csv").read_text() == (one / "rank_ic.csv").read_text()
+    # the ticker folders, written by two processes, hold what one process writes
+    written = {p.name for p in one.iterdir() if p.is_dir()}
+    assert written and written == {p.name for p in two.iterdir() if p.is_dir()}
+    for ticker in written:
+        assert (two / ticker / "predictions.csv").read_text() == (one / ticker / "predictions.csv").read_text()
+        assert (two / ticker / "forecast.png").stat().st_size > 0
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
 def test_global_models_fit_side_by_side_with_two_jobs_give_the_same_numbers(cli, folder, tmp_path):

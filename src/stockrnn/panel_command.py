@@ -45,6 +45,12 @@ def make_panel_runner(runner: dict, seed: int):
     return made
 
 
+def writers(runner: dict, engine) -> int:
+    """Processes that write the ticker folders: the local engine's jobs (Ray's workers may be on
+    other machines, so a Ray run writes here, in this process)."""
+    return engine.jobs if runner["engine"] == "local" else 1
+
+
 def run_panel(
     source, target, test_start, test_end, train_start, model_names, out, quiet, options, allow_gaps, cost_bps, report,
     skip_bad, runner,
@@ -78,7 +84,7 @@ def run_panel(
     settings = result.panel["settings"]
     settings.update(seconds=round(time.perf_counter() - started, 1), preset_file=options.get("preset_file"))
     settings["runner"] = {k: runner[k] for k in ("engine", "jobs", "threads")}
-    write_panel(result, out, report=report, command=command_line())
+    write_panel(result, out, report=report, command=command_line(), jobs=writers(runner, engine))
     print_panel(console, result)
     for name, entry in settings["models"].items():
         if entry.get("windows") is not None:
@@ -123,7 +129,7 @@ def backtest_folder(
     settings = result.panel["settings"]
     settings.update(seconds=round(time.perf_counter() - started, 1), preset_file=options.get("preset_file"))
     settings["runner"] = {k: runner[k] for k in ("engine", "jobs", "threads")}
-    write_panel(result, out, report=report, command=command_line())
+    write_panel(result, out, report=report, command=command_line(), jobs=writers(runner, engine))
     print_panel(console, result)
     console.print(f"{len(result.panel['folds'])} folds, refit every {refit_every} trading days")
     console.print(f"Outputs in [bold]{out}[/]: one folder per ticker ({len(result.evaluations)}), summary.csv, "

@@ -262,7 +262,7 @@ def _fit_globals(
 
     def progress(done: int, failed: int, count: int) -> None:
         if on_progress is not None and done > 0:
-            on_progress("global fits", done, total)
+            on_progress(f"global model {done}/{count}", done, total)  # printed "global model 1/3 fitted"
 
     units = [Unit(f"{name} (global fit)", fit_global, (name, configs[name].to_dict(), span)) for name in names]
     outcomes = runner.run(units, panel, progress, stop)

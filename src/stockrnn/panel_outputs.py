@@ -9,11 +9,13 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from .errors import ConfigError
 from .files import atomic_dir
 from .outputs import _clean, write_evaluation
 from .panel_eval import PanelEvaluation
 from .panel_plots import rmse_figure, skill_figure
 from .report import ticker_href, write_report
+from .runners import LocalRunner, Unit, failures
 
 
 def ticker_folder(ticker: str) -> str:
@@ -21,14 +23,34 @@ def ticker_folder(ticker: str) -> str:
     return re.sub(r"[^\w.\-^=]", "_", ticker).lstrip(".") or "ticker"
 
 
-def write_panel(result: PanelEvaluation, out: str | Path, report: bool = True, command: str | None = None) -> Path:
+def write_ticker(evaluation, folder: Path, report: bool, command: str | None) -> str:
+    """One ticker's folder of a panel run (a runner unit when several processes write)."""
+    write_evaluation(evaluation, folder, report=report, command=command, static=True)
+    return folder.name
+
+
+def write_panel(
+    result: PanelEvaluation, out: str | Path, report: bool = True, command: str | None = None, jobs: int = 1
+) -> Path:
     """Write every output into `out`, replacing a previous run there only once all are written.
     rmse_vs_ridge_local.png is left out when the run has no ridge_local; unless `report` is False,
     report.html is the panel's page, linking to each ticker's own report.html (the static page:
-    PNG figures, no plotly.js, about 0.3 MB; the interactive one would be 5 MB a ticker)."""
+    PNG figures, no plotly.js, about 0.3 MB; the interactive one would be 5 MB a ticker). With
+    `jobs` > 1 the ticker folders are written by that many local processes (their figures are
+    most of the writing time), still inside the one temporary folder."""
     with atomic_dir(out) as tmp:
-        for ticker, evaluation in result.evaluations.items():
-            write_evaluation(evaluation, tmp / ticker_folder(ticker), report=report, command=command, static=True)
+        units = [
+            Unit(ticker, write_ticker, (evaluation, tmp / ticker_folder(ticker), report, command))
+            for ticker, evaluation in result.evaluations.items()
+        ]
+        if jobs > 1 and len(units) > 1:
+            with LocalRunner(jobs=jobs) as runner:
+                failed = failures(runner.run(units))
+            if failed:
+                raise ConfigError(f"{out}: cannot write the outputs of {failed[0].key} ({failed[0].error})")
+        else:
+            for unit in units:
+                write_ticker(*unit.args)
         result.summary.to_csv(tmp / "summary.csv", index=False, float_format="%.6g")
         (tmp / "panel.json").write_text(json.dumps(_clean(result.panel), indent=2) + "\n")
         result.rank_ic.to_csv(tmp / "rank_ic.csv", date_format="%Y-%m-%d", float_format="%.6g")
