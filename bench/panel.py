@@ -17,7 +17,7 @@ drawn twice as often (each appears twice in the sampling pool); `ensN` an ensemb
 (seeds 0..N-1, forecasts averaged); `market` the panel's causal market inputs appended to every
 ticker's (on each date, from every ticker's row that day: mean return, cross-sectional dispersion
 of returns, mean day range and its 5-day mean), for every global model, the ridge included;
-`mtl` multi-task heads (High, Low and Close of the next day at once, the loss averaged over the
+`market+ensN` both; `mtl` multi-task heads (High, Low and Close of the next day at once, the loss averaged over the
 three; the forecast reads the target's head); `valall` early stopping on every validation window
 instead of a fixed sample of 20,000.
 """
@@ -220,6 +220,9 @@ def variant_setup(variant: str, target: str) -> tuple[dict, object]:
         return {}, None
     if variant == "market":
         return {}, market_model
+    if variant.startswith("market+ens"):  # market inputs and an ensemble of N
+        n = int(variant.removeprefix("market+ens"))
+        return {k: global_config(k, target=target, ensemble=n) for k in ("lstm", "gru")}, market_model
     if variant.startswith("ens"):
         n = int(variant[3:])
         return {k: global_config(k, target=target, ensemble=n) for k in ("lstm", "gru")}, None
