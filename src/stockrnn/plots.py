@@ -66,7 +66,7 @@ def _finish(fig, ax, title: str, ylabel: str, path: Target) -> Target:
 
 
 # Fixed margins for the figures drawn for every ticker of a panel: tight_layout measures every
-# text box and cost 0.1-0.3 s a figure, half the time of writing a 250-ticker panel's folders.
+# text box and was about half the time of drawing such a figure (0.1-0.3 s a figure).
 MARGINS = dict(left=0.08, right=0.985, top=0.92, bottom=0.11)
 
 
