@@ -132,12 +132,13 @@ def test_evaluate_panel_on_ray_is_the_same_as_sequential(folder, monkeypatch):
     paths = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
     panel = load_panel(folder)
-    options = dict(models=MODELS, test_start=TEST_START, **TINY)
+    options = dict(models=f"lstm,{MODELS}", test_start=TEST_START, **TINY)  # two global models: fitted as units too
     alone = evaluate_panel(panel, runner=SequentialRunner(), **options)
     with make_runner("ray", jobs=2) as runner:
         spread = evaluate_panel(panel, runner=runner, **options)
     pd.testing.assert_frame_equal(spread.summary, alone.summary, check_exact=True)
     pd.testing.assert_frame_equal(spread.rank_ic, alone.rank_ic, check_exact=True)
+    assert {"lstm", "ridge"} <= set(spread.summary["model"])  # both global fits came back from the workers
     import ray
 
     assert not ray.is_initialized()  # the embedded Ray (loopback only) stopped with the runner
