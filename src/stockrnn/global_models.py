@@ -37,11 +37,12 @@ from .forecaster import RIDGE_ALPHAS
 from .interrupt import StopToken, token
 from .intervals import Calibration
 from .models import Ensemble, RecurrentNet, keras_init_
+from .networks import NetworkWeights
 from .panel_features import PanelFeatures, SeriesStats
 from .panel_forecaster import GlobalForecaster, PanelWindows
 from .panel_training import EPOCH_WINDOWS, flat_windows, ridge_moments, ridge_solve, train_sampled, window_chunks
 from .runners import Runner, Unit
-from .saving import load_weights, read_model_json, write_weights
+from .saving import read_model_json
 from .training import EpochCallback, resolve_device, with_own_rng
 from .windows import WindowDataset
 
@@ -71,7 +72,7 @@ def global_config(name: str, preset: str | None = None, **overrides) -> ModelCon
     return model_config(name, None, **values)
 
 
-class GlobalNetwork(GlobalForecaster):
+class GlobalNetwork(NetworkWeights, GlobalForecaster):
     """One LSTM or GRU (or an ensemble of them) for every ticker, trained on sampled windows."""
 
     def __init__(self, cell: str, config: ModelConfig | None = None, epoch_windows: int = EPOCH_WINDOWS) -> None:
@@ -138,20 +139,8 @@ class GlobalNetwork(GlobalForecaster):
             member.load_state_dict(outcome.value[0])
         return network, [outcome.value[1] for outcome in done]
 
-    @torch.no_grad()
-    def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
-        self.network_.eval()
-        return self.network_(x.to(self.device_)).double().cpu().numpy()
-
-    def _write_weights(self, directory: Path) -> None:
-        write_weights(self.network_, directory)
-
-    @with_own_rng  # the default init of the weights it loads over draws from torch's generator
     def _restore(self, state: dict, directory: Path) -> None:
-        self.device_ = resolve_device(self.config.device)
-        self.network_ = self._build()
-        load_weights(self.network_, directory)
-        self.network_.to(self.device_).eval()
+        self._load_network(directory)
 
 
 def train_member(

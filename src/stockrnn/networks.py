@@ -18,7 +18,27 @@ from .training import EpochCallback, resolve_device, train, with_own_rng
 from .windows import WindowDataset
 
 
-class NetworkForecaster(WindowForecaster):
+class NetworkWeights:
+    """What a fitted `network_` (an Ensemble built by `_build`) does for a forecaster, per ticker or
+    global: forecast windows, write its weights, and load them back."""
+
+    @torch.no_grad()
+    def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
+        self.network_.eval()
+        return self.network_(x.to(self.device_)).double().cpu().numpy()
+
+    def _write_weights(self, directory: Path) -> None:
+        write_weights(self.network_, directory)
+
+    @with_own_rng  # the default init of the weights it loads over draws from torch's generator
+    def _load_network(self, directory: Path) -> None:
+        self.device_ = resolve_device(self.config.device)
+        self.network_ = self._build()
+        load_weights(self.network_, directory)
+        self.network_.to(self.device_).eval()
+
+
+class NetworkForecaster(NetworkWeights, WindowForecaster):
     """An LSTM or GRU network (`cell`), trained on shuffled windows with the configured optimiser."""
 
     def __init__(self, cell: str = "lstm", config: ModelConfig | None = None):
@@ -57,18 +77,6 @@ class NetworkForecaster(WindowForecaster):
             self.losses_.append(losses)
         self.network_.eval()
 
-    @torch.no_grad()
-    def _predict_windows(self, x: torch.Tensor) -> np.ndarray:
-        self.network_.eval()
-        return self.network_(x.to(self.device_)).double().cpu().numpy()
-
-    def _write_weights(self, directory: Path) -> None:
-        write_weights(self.network_, directory)
-
-    @with_own_rng  # the default init of the weights it loads over draws from torch's generator
     def _restore(self, state: dict, directory: Path) -> None:
         super()._restore(state, directory)
-        self.device_ = resolve_device(self.config.device)
-        self.network_ = self._build()
-        load_weights(self.network_, directory)
-        self.network_.to(self.device_).eval()
+        self._load_network(directory)
