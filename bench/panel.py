@@ -9,17 +9,11 @@ bench/results/panel-runs/<phase>-<data>-<target>-<variant>.json (so that runs ca
 process: its peak resident memory is that run's), then panel.md / panel.json are rebuilt from
 every record. Validation never reads a row after the validation year (the panel is cut there).
 
-Spans: sp500 trains through 2017 and validates on 2018, tests 2019-01-01 .. 2020-05-14; DJIA (ends
-2017-12-29) trains through 2015 and validates on 2016, tests 2017. Variants (validation only):
-`seedN` the global networks with seed N; `patienceN` early stopping after N epochs without a better
-validation loss (default 4); `recent` the training windows of the last 3 training years
-drawn twice as often (each appears twice in the sampling pool); `ensN` an ensemble of N networks
-(seeds 0..N-1, forecasts averaged); `market` the panel's causal market inputs appended to every
-ticker's (on each date, from every ticker's row that day: mean return, cross-sectional dispersion
-of returns, mean day range and its 5-day mean), for every global model, the ridge included;
-`market+ensN` both; `mtl` multi-task heads (High, Low and Close of the next day at once, the loss averaged over the
-three; the forecast reads the target's head); `valall` early stopping on every validation window
-instead of a fixed sample of 20,000.
+Spans: sp500 trains through 2017 and validates on 2018, tests 2019-01-01 .. 2020-05-14; with
+`--year Y` (sp500, validation only) it trains through Y - 1 and validates on Y instead, so that
+settings are judged on several years (2008, 2011 and 2015 besides 2018: a crash, a summer of
+turmoil, a calm year). DJIA (ends 2017-12-29) trains through 2015 and validates on 2016, tests
+2017. The variants (validation only) are in bench/panel_variants.py.
 """
 
 from __future__ import annotations
@@ -32,7 +26,6 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,12 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from stockrnn.global_models import GlobalNetwork, global_config, make_global  # noqa: E402
+from stockrnn.global_models import make_global  # noqa: E402
 from stockrnn.panel import Panel, load_panel  # noqa: E402
 from stockrnn.panel_eval import DEFAULT_PANEL_MODELS, evaluate_panel  # noqa: E402
-from stockrnn.windows import train_origins  # noqa: E402
 
 from machine import describe  # noqa: E402
+from panel_variants import variant_setup  # noqa: E402
 
 RUNS = ROOT / "bench" / "results" / "panel-runs"
 OUT = ROOT / "bench" / "results" / "panel"
@@ -64,7 +57,6 @@ FLOORS = {  # issue 11 point 6, for the global LSTM and GRU on sp500 (test)
     "beats_ridge": (">", 0.5),
     "wilcoxon_p_vs_ridge": ("<", 0.01),
 }
-RECENT_YEARS = 3
 
 
 def default_data() -> Path:
@@ -80,155 +72,6 @@ def peak_mb() -> float:
             return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
     except (OSError, StopIteration):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class RecentNetwork(GlobalNetwork):
-    """The global network with the windows of the last RECENT_YEARS training years twice in the
-    sampling pool (so drawn twice as often); validation windows unchanged."""
-
-    def windows(self, panel, train_start=None, train_end=None):
-        w = super().windows(panel, train_start, train_end)
-        c = self.config
-        dates = np.concatenate(
-            [f.index[train_origins(0, len(f), c.window, c.horizon)].to_numpy() for f in w.frames.values()]
-        )
-        end = max(f.index[-1] for f in w.frames.values())
-        recent = w.fit[dates[w.fit] > np.datetime64(end - pd.DateOffset(years=RECENT_YEARS))]
-        return replace(w, fit=np.sort(np.concatenate([w.fit, recent])))
-
-
-def market_frame(panel) -> pd.DataFrame:
-    """Causal market inputs by date: on day d, from every ticker's row on d (returns clipped to
-    +-0.2 so one spliced series cannot move the market): the mean return, its cross-sectional
-    dispersion and the mean day range (log high/low), and that range's 5-day trailing mean."""
-    parts = []
-    for prices in panel.values():
-        f = prices.frame if hasattr(prices, "frame") else prices
-        close = f["close"].to_numpy(dtype=float)
-        ret = np.clip(np.diff(np.log(close), prepend=np.nan), -0.2, 0.2)
-        rng = np.clip(np.log(f["high"].to_numpy(dtype=float) / f["low"].to_numpy(dtype=float)), 0, 0.2)
-        parts.append(pd.DataFrame({"ret": ret, "rng": rng}, index=f.index))
-    long = pd.concat(parts)
-    by_day = long.groupby(level=0)
-    market = pd.DataFrame(
-        {
-            "market_return": by_day["ret"].mean(),
-            "market_dispersion": by_day["ret"].std(),
-            "market_range": by_day["rng"].mean(),
-        }
-    ).sort_index()
-    market["market_range_5"] = market["market_range"].rolling(5, min_periods=1).mean()
-    return market.fillna(0.0)
-
-
-class MarketFeatures:
-    """PanelFeatures with the market's inputs on each row's date appended (rows <= i only)."""
-
-    def __new__(cls, target: str, market: pd.DataFrame):
-        from stockrnn.panel_features import PanelFeatures
-
-        class _Market(PanelFeatures):
-            def raw(self, frame):
-                values, names = super().raw(frame)
-                extra = market.reindex(frame.index, method="ffill").fillna(0.0)
-                return np.column_stack([values, extra.to_numpy()]), [*names, *market.columns]
-
-        return _Market(target)
-
-
-def market_model(name: str, config):
-    """A global model whose inputs include the panel's market inputs (variant `market`)."""
-    import stockrnn.panel_forecaster as pf
-
-    model = make_global(name, config)
-    fit_panel = model.fit_panel
-
-    def fit_with_market(panel, *args, **kwargs):
-        market = market_frame(panel)
-        original = pf.PanelFeatures
-        pf.PanelFeatures = lambda target: MarketFeatures(target, market)
-        try:
-            return fit_panel(panel, *args, **kwargs)
-        finally:
-            pf.PanelFeatures = original
-
-    model.fit_panel = fit_with_market
-    return model
-
-
-HEADS = ("high", "low", "close")  # variant `mtl`: the target's head first, then the other two
-
-
-def multitask_model(name: str, config):
-    """Variant `mtl`: a global network with one output per target in HEADS (the loss averages
-    them); the forecast reads the first head only. Ridge is unchanged (its heads are independent)."""
-    import stockrnn.panel_forecaster as pf
-    from stockrnn.models import Ensemble, RecurrentNet
-    from stockrnn.panel_features import PanelFeatures
-
-    if name == "ridge":
-        return make_global(name, config)
-    heads = [config.target, *[h for h in HEADS if h != config.target]]
-
-    class MultiFeatures(PanelFeatures):
-        def targets(self, frame, origins, horizon):
-            parts = []
-            for head in heads:
-                self.target = head
-                parts.append(super().targets(frame, origins, horizon))
-            self.target = heads[0]
-            return np.concatenate(parts, axis=1)
-
-    class MultiNetwork(GlobalNetwork):
-        def _build(self):
-            c = self.config
-            return Ensemble(
-                [RecurrentNet(self.cell, len(self.names_), c.units, c.layers, c.dropout, c.horizon * len(heads))
-                 for _ in range(c.ensemble)]
-            )  # fmt: skip
-
-        def _predict_windows(self, x):
-            return super()._predict_windows(x)[:, : self.config.horizon]
-
-        def windows(self, panel, train_start=None, train_end=None):
-            original = pf.PanelFeatures
-            pf.PanelFeatures = MultiFeatures
-            try:
-                return super().windows(panel, train_start, train_end)
-            finally:
-                pf.PanelFeatures = original
-
-    return MultiNetwork(name, config)
-
-
-def variant_setup(variant: str, target: str) -> tuple[dict, object]:
-    """(configs, global_factory) of a variant."""
-    if variant == "default":
-        return {}, None
-    if variant.startswith("seed"):
-        seed = int(variant[4:])
-        return {n: global_config(n, target=target, seed=seed) for n in ("lstm", "gru")}, None
-    if variant.startswith("patience"):
-        patience = int(variant[8:])
-        return {n: global_config(n, target=target, patience=patience) for n in ("lstm", "gru")}, None
-    if variant == "mtl":
-        return {}, multitask_model
-    if variant == "valall":  # early stopping on every validation window, not a 20,000 sample
-        import stockrnn.panel_training as pt
-
-        pt.VAL_WINDOWS = 10**9
-        return {}, None
-    if variant == "market":
-        return {}, market_model
-    if variant.startswith("market+ens"):  # market inputs and an ensemble of N
-        n = int(variant.removeprefix("market+ens"))
-        return {k: global_config(k, target=target, ensemble=n) for k in ("lstm", "gru")}, market_model
-    if variant.startswith("ens"):
-        n = int(variant[3:])
-        return {k: global_config(k, target=target, ensemble=n) for k in ("lstm", "gru")}, None
-    if variant == "recent":
-        return {}, lambda name, config: RecentNetwork(name, config) if name != "ridge" else make_global(name, config)
-    raise SystemExit(f"unknown variant '{variant}'")
 
 
 def load(data: Path, end: str | None, tickers: int | None) -> Panel:
@@ -251,9 +94,28 @@ def machine() -> dict:
     return {"describe": describe(), "cpu": model, "cores": os.cpu_count(), "threads": torch.get_num_threads()}
 
 
+def commit() -> str:
+    """The code a run measured: the short commit, with "+changes" when the tree differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+def span(data_name: str, phase: str, year: int | None) -> tuple[str, str]:
+    """(first, last) scored day: the phase's span, or with `year` (sp500 validation) that year."""
+    if year is None:
+        return SPANS[data_name][phase]
+    if data_name != "sp500" or phase != "validation" or not 2001 <= year <= 2018:
+        raise SystemExit("--year is for sp500 validation runs, 2001 .. 2018 (2019 on is the test)")
+    return f"{year}-01-01", f"{year}-12-31"
+
+
 def run(args: argparse.Namespace) -> dict:
     data_name = args.data.resolve().name
-    start, end = SPANS[data_name][args.phase]
+    start, end = span(data_name, args.phase, args.year)
     models = args.models or ",".join(DEFAULT_PANEL_MODELS)
     configs, factory = variant_setup(args.variant, args.target)
     made: dict = {}
@@ -267,6 +129,8 @@ def run(args: argparse.Namespace) -> dict:
         "data": data_name,
         "target": args.target,
         "variant": args.variant,
+        "year": int(start[:4]) if args.phase == "validation" else None,
+        "commit": commit(),
         "command": "PYTHONPATH=src python " + " ".join(shlex.quote(a) for a in sys.argv),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
@@ -339,36 +203,56 @@ def table(record: dict) -> list[str]:
     return lines
 
 
+def code(record: dict) -> str:
+    return record.get("commit", "before 6d3066b")
+
+
+def year(record: dict) -> int:
+    """The validation year of a record (the records before --year existed were all 2018)."""
+    return record.get("year") or int(record["settings"]["test_start"][:4])
+
+
 def variants(records: list[dict]) -> list[str]:
-    """One line per sp500 validation run and global network: the experiments side by side."""
+    """One line per sp500 validation run (High) and global network: the experiments side by side."""
     lines = [
-        "| validation run (sp500 2018, high) | network | epochs | median skill | beats ridge (p) |",
-        "|---|---|---:|---:|---:|",
+        "| year | variant | code | network | epochs | median skill | mean skill | beats ridge_local "
+        "| beats ridge (p) |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in records:
-        if r["phase"] != "validation" or r["data"] != "sp500":
+        if r["phase"] != "validation" or r["data"] != "sp500" or r["target"] != "high":
             continue
         for name in ("lstm", "gru"):
             m = r["panel"]["models"].get(name)
             if m:
+                local = "" if m.get("beats_ridge_local") is None else f"{m['beats_ridge_local']:.1%}"
+                ridge = m.get("beats_ridge")
+                ridge = "" if ridge is None else f"{ridge:.1%} ({m['wilcoxon_p_vs_ridge']:.2g})"
                 lines.append(
-                    f"| {r['variant']} | {name} | {r['epochs'].get(name)} | {m['median_skill']:.4f} | "
-                    f"{m['beats_ridge']:.1%} ({m['wilcoxon_p_vs_ridge']:.2g}) |"
+                    f"| {year(r)} | {r['variant']} | {code(r)} | {name} | {r['epochs'].get(name)} | "
+                    f"{m['median_skill']:.4f} | {m['mean_skill']:.4f} | {local} | {ridge} |"
                 )
     return lines
 
 
 def render() -> None:
-    records = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*.json"))]
+    # Every record but the smoke runs', those of earlier code in folders of their own (before-<commit>/).
+    records = [json.loads(p.read_text()) for p in sorted(RUNS.rglob("*.json")) if "smoke" not in p.parts]
     order = {"validation": 0, "test": 1}
-    records.sort(key=lambda r: (order[r["phase"]], r["data"] != "sp500", r["target"], r["variant"] != "default"))
+    records.sort(
+        key=lambda r: (
+            order[r["phase"]], r["data"] != "sp500", r["target"], "commit" not in r, -year(r) if r["phase"] ==
+            "validation" else 0, r["variant"] != "default", r["variant"],
+        )
+    )  # fmt: skip
     lines = ["# Panel skill: validation, then the test once", "", (ROOT / "bench" / "results" / "panel-notes.md")
              .read_text() if (ROOT / "bench" / "results" / "panel-notes.md").exists() else ""]  # fmt: skip
     lines += [*variants(records), ""]
     for r in records:
         s = r["settings"]
         lines += [
-            f"## {r['phase']}: {r['data']}, {r['target']}, {r['variant']}",
+            f"## {r['phase']}{' ' + str(year(r)) if r['phase'] == 'validation' else ''}: {r['data']}, "
+            f"{r['target']}, {r['variant']} (code {code(r)})",
             "",
             f"Train {s['train_start'] or 'from the start'} .. {s['train_end']}, "
             f"score {s['test_start']} .. {s['test_end']}; "
@@ -408,8 +292,11 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=default_data(), help="default: ../shared/data/sp500")
     parser.add_argument("--target", choices=("high", "close"), default="high")
     parser.add_argument(
-        "--variant", default="default", help="default, seedN, patienceN, recent, ensN, market, mtl or valall"
+        "--variant",
+        default="default",
+        help="default, seedN, patienceN, recent, ensN, market, market+ensN, mtl, valall, ema, weighted or weighted+ema",
     )
+    parser.add_argument("--year", type=int, help="sp500 validation: train through YEAR - 1, score YEAR (default 2018)")
     parser.add_argument("--models", help="panel models (default: lstm,gru,ridge,ridge_local,persistence)")
     parser.add_argument("--tickers", type=int, help="only the first N tickers (a smoke run)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -423,7 +310,8 @@ def main() -> int:
             record = run(argparse.Namespace(**{**vars(args), "phase": phase}))
             folder = RUNS / "smoke" if args.tickers else RUNS  # smoke runs stay out of the results
             folder.mkdir(exist_ok=True)
-            path = folder / f"{phase}-{record['data']}-{args.target}-{args.variant}.json"
+            fold = f"-{args.year}" if args.year and args.year != 2018 else ""
+            path = folder / f"{phase}{fold}-{record['data']}-{args.target}-{args.variant}.json"
             path.write_text(json.dumps(record, indent=1, default=str) + "\n")
             print(json.dumps({n: m["median_skill"] for n, m in record["panel"]["models"].items()}), flush=True)
     render()

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import sys
 import time
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from stockrnn import recurrent  # noqa: E402
 from stockrnn.data import load_prices  # noqa: E402
@@ -37,6 +39,8 @@ from stockrnn.errors import DataError  # noqa: E402
 from stockrnn.global_models import GlobalNetwork, global_config, make_global  # noqa: E402
 from stockrnn.models import RecurrentNet, keras_init_  # noqa: E402
 from stockrnn.panel_training import EPOCH_WINDOWS, train_sampled  # noqa: E402
+
+from machine import describe  # noqa: E402
 
 GATES = {"lstm": 4, "gru": 3}
 
@@ -87,10 +91,13 @@ def padded_layout(on: bool):
     trimmed = recurrent.input_width
     if on:
         recurrent.input_width = lambda n_in, h, n_layers: max(n_in, h) + 1
+        recurrent._POOL.clear()  # workspaces are reused by shape: none of the other layout may serve
     try:
         yield
     finally:
         recurrent.input_width = trimmed
+        if on:
+            recurrent._POOL.clear()
 
 
 def time_epoch(cell: str, impl: str, windows, config, n_inputs: int, epoch_windows: int) -> tuple[float, float]:
@@ -175,8 +182,10 @@ def render(results: dict) -> str:
         f"{w['tickers']} S&P 500 tickers, training through {results['train_end']}: {w['fit']:,} training windows, "
         f"{w['val']:,} validation windows (from {w['validation_start']}), {w['inputs']} inputs, window {c['window']}, "
         f"{c['layers']} x {c['units']} units, batch {c['batch_size']}, epochs of {c['epoch_windows']:,} sampled "
-        f"windows; torch {results['torch']}, {results['threads']} threads. Load average before/after: "
-        f"{results['load_before'][0]:.1f} / {results['load_after'][0]:.1f} (a shared 2-core machine).",
+        f"windows; torch {results['torch']}, {results['threads']} torch thread(s). Load average before/after: "
+        f"{results['load_before'][0]:.1f} / {results['load_after'][0]:.1f}.",
+        "",
+        f"Machine: {results['machine']}. Command: `{results['command']}`",
         "",
     ]
     if "speed" in results:
@@ -216,6 +225,12 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_markdown(out: Path, results: dict) -> None:
+    """OUT.md: the run's tables, then the notes kept by hand beside it (OUT-notes.md), if any."""
+    notes = out.with_name(out.stem + "-notes.md")
+    out.with_suffix(".md").write_text(render(results) + ("\n" + notes.read_text() if notes.exists() else ""))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/sp500"))
@@ -227,10 +242,16 @@ def main() -> int:
     parser.add_argument("--no-speed", action="store_true", help="skip the speed sections (validation only)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "panel_speed.json")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as the CLI's --threads)")
+    parser.add_argument("--render", action="store_true", help="only rewrite the .md from the .json and the notes")
     args = parser.parse_args()
+    if args.render:
+        write_markdown(args.out, json.loads(args.out.read_text()))
+        return 0
     torch.set_num_threads(args.threads)
     train_end, val_end = pd.Timestamp(args.train_end), pd.Timestamp(args.val_end)
     results: dict = {"threads": torch.get_num_threads(), "load_before": os.getloadavg(), "torch": torch.__version__}
+    results["machine"] = describe()
+    results["command"] = "PYTHONPATH=src python " + " ".join(shlex.quote(a) for a in sys.argv)
 
     t0 = time.perf_counter()
     panel, skipped = load_panel(args.data, val_end)
@@ -289,8 +310,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results["train_end"] = args.train_end
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    notes = args.out.with_name(args.out.stem + "-notes.md")  # kept by hand: readings of several runs
-    args.out.with_suffix(".md").write_text(render(results) + ("\n" + notes.read_text() if notes.exists() else ""))
+    write_markdown(args.out, results)
     for key, s in results["speed"].items():
         print(f"{key}: {s['windows_per_s']:.0f} windows/s, {s['gflops']:.1f} GFLOP/s")
     print(f"peak RSS {results['peak_mb']:.0f} MB")

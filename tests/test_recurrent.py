@@ -16,6 +16,8 @@ SHAPES = [  # (inputs, units, layers, steps, batch)
     (7, 32, 1, 10, 5),  # the defaults
     (40, 8, 3, 5, 3),  # more inputs than units
     (2, 6, 2, 1, 1),  # one step, one series
+    (12, 4, 1, 3, 2),  # one layer with more inputs than units
+    (7, 64, 1, 20, 16),  # the global network: one layer, fewer inputs than units
 ]
 
 
@@ -170,3 +172,14 @@ def test_workspace_pool_stays_bounded():
     for batch in range(1, 10):
         stack_forward("gru", torch.randn(batch, 5, 1), net.recurrent).sum().backward()
     assert len(recurrent._POOL) <= recurrent._POOL_SHAPES
+
+
+@pytest.mark.parametrize(("n_in", "units", "layers", "columns"), [(7, 64, 1, 72), (12, 4, 1, 17), (7, 64, 2, 129)])
+def test_a_single_layer_multiplies_only_its_own_inputs(n_in, units, layers, columns):
+    """A one-layer stack's matrix holds its inputs, the bias and the recurrent weights (72 columns
+    for 7 inputs and 64 units, not 129): the padding to the units' width is only for stacks, where
+    one batched multiply serves layers whose inputs differ in width."""
+    net = random_net("lstm", n_in, units, layers)
+    stack_forward("lstm", torch.randn(3, 4, n_in), net.recurrent).sum().backward()
+    key = ("lstm", layers, 4, 3, n_in, units, False, torch.float32, torch.device("cpu"))
+    assert recurrent._POOL[key][-1].weights.shape == (layers, 4 * units, columns)

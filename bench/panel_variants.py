@@ -1,0 +1,275 @@
+"""The variants that bench/panel.py tries on validation (never on the test), apart from its runner.
+
+`seedN` the global networks with seed N; `patienceN` early stopping after N epochs without a better
+validation loss (default 4); `recent` the training windows of the last 3 training years drawn twice
+as often (each appears twice in the sampling pool); `ensN` an ensemble of N networks (seeds
+0..N-1, forecasts averaged); `market` the panel's causal market inputs appended to every ticker's
+(on each date, from every ticker's row that day: mean return, cross-sectional dispersion of
+returns, mean day range and its 5-day mean), for every global model, the ridge included;
+`market+ensN` both; `mtl` multi-task heads (High, Low and Close of the next day at once, the loss
+averaged over the three; the forecast reads the target's head); `valall` early stopping on every
+validation window instead of a fixed sample of 20,000; `ema` the networks' weights averaged over
+the steps (an exponential moving average, decay 0.99: about the last 100 batches), early stopping
+and the forecasts on the averaged weights; `weighted` each training window's squared error
+weighted by the square of the trailing volatility that scales its target (per ticker, mean 1), so
+that the loss is the squared error of the log ratio, as a price RMSE weighs the days; `weighted+ema`
+both. Only the networks change in `ema` and `weighted` (the pooled ridge is the default one).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from stockrnn.global_models import GlobalNetwork, global_config, make_global
+from stockrnn.panel_features import origin_scale
+from stockrnn.windows import train_origins
+
+RECENT_YEARS = 3
+EMA_DECAY = 0.99
+
+
+class RecentNetwork(GlobalNetwork):
+    """The global network with the windows of the last RECENT_YEARS training years twice in the
+    sampling pool (so drawn twice as often); validation windows unchanged."""
+
+    def windows(self, panel, train_start=None, train_end=None):
+        w = super().windows(panel, train_start, train_end)
+        c = self.config
+        dates = np.concatenate(
+            [f.index[train_origins(0, len(f), c.window, c.horizon)].to_numpy() for f in w.frames.values()]
+        )
+        end = max(f.index[-1] for f in w.frames.values())
+        recent = w.fit[dates[w.fit] > np.datetime64(end - pd.DateOffset(years=RECENT_YEARS))]
+        return replace(w, fit=np.sort(np.concatenate([w.fit, recent])))
+
+
+def market_frame(panel) -> pd.DataFrame:
+    """Causal market inputs by date: on day d, from every ticker's row on d (returns clipped to
+    +-0.2 so one spliced series cannot move the market): the mean return, its cross-sectional
+    dispersion and the mean day range (log high/low), and that range's 5-day trailing mean."""
+    parts = []
+    for prices in panel.values():
+        f = prices.frame if hasattr(prices, "frame") else prices
+        close = f["close"].to_numpy(dtype=float)
+        ret = np.clip(np.diff(np.log(close), prepend=np.nan), -0.2, 0.2)
+        rng = np.clip(np.log(f["high"].to_numpy(dtype=float) / f["low"].to_numpy(dtype=float)), 0, 0.2)
+        parts.append(pd.DataFrame({"ret": ret, "rng": rng}, index=f.index))
+    long = pd.concat(parts)
+    by_day = long.groupby(level=0)
+    market = pd.DataFrame(
+        {
+            "market_return": by_day["ret"].mean(),
+            "market_dispersion": by_day["ret"].std(),
+            "market_range": by_day["rng"].mean(),
+        }
+    ).sort_index()
+    market["market_range_5"] = market["market_range"].rolling(5, min_periods=1).mean()
+    return market.fillna(0.0)
+
+
+class MarketFeatures:
+    """PanelFeatures with the market's inputs on each row's date appended (rows <= i only)."""
+
+    def __new__(cls, target: str, market: pd.DataFrame):
+        from stockrnn.panel_features import PanelFeatures
+
+        class _Market(PanelFeatures):
+            def raw(self, frame):
+                values, names = super().raw(frame)
+                extra = market.reindex(frame.index, method="ffill").fillna(0.0)
+                return np.column_stack([values, extra.to_numpy()]), [*names, *market.columns]
+
+        return _Market(target)
+
+
+def market_model(name: str, config):
+    """A global model whose inputs include the panel's market inputs (variant `market`)."""
+    import stockrnn.panel_forecaster as pf
+
+    model = make_global(name, config)
+    fit_panel = model.fit_panel
+
+    def fit_with_market(panel, *args, **kwargs):
+        market = market_frame(panel)
+        original = pf.PanelFeatures
+        pf.PanelFeatures = lambda target: MarketFeatures(target, market)
+        try:
+            return fit_panel(panel, *args, **kwargs)
+        finally:
+            pf.PanelFeatures = original
+
+    model.fit_panel = fit_with_market
+    return model
+
+
+HEADS = ("high", "low", "close")  # variant `mtl`: the target's head first, then the other two
+
+
+def multitask_model(name: str, config):
+    """Variant `mtl`: a global network with one output per target in HEADS (the loss averages
+    them); the forecast reads the first head only. Ridge is unchanged (its heads are independent)."""
+    import stockrnn.panel_forecaster as pf
+    from stockrnn.models import Ensemble, RecurrentNet
+    from stockrnn.panel_features import PanelFeatures
+
+    if name == "ridge":
+        return make_global(name, config)
+    heads = [config.target, *[h for h in HEADS if h != config.target]]
+
+    class MultiFeatures(PanelFeatures):
+        def targets(self, frame, origins, horizon):
+            parts = []
+            for head in heads:
+                self.target = head
+                parts.append(super().targets(frame, origins, horizon))
+            self.target = heads[0]
+            return np.concatenate(parts, axis=1)
+
+    class MultiNetwork(GlobalNetwork):
+        def _build(self):
+            c = self.config
+            return Ensemble(
+                [RecurrentNet(self.cell, len(self.names_), c.units, c.layers, c.dropout, c.horizon * len(heads))
+                 for _ in range(c.ensemble)]
+            )  # fmt: skip
+
+        def _predict_windows(self, x):
+            return super()._predict_windows(x)[:, : self.config.horizon]
+
+        def windows(self, panel, train_start=None, train_end=None):
+            original = pf.PanelFeatures
+            pf.PanelFeatures = MultiFeatures
+            try:
+                return super().windows(panel, train_start, train_end)
+            finally:
+                pf.PanelFeatures = original
+
+    return MultiNetwork(name, config)
+
+
+def variant_setup(variant: str, target: str) -> tuple[dict, object]:
+    """(configs, global_factory) of a variant."""
+    if variant == "default":
+        return {}, None
+    if variant.startswith("seed"):
+        seed = int(variant[4:])
+        return {n: global_config(n, target=target, seed=seed) for n in ("lstm", "gru")}, None
+    if variant.startswith("patience"):
+        patience = int(variant[8:])
+        return {n: global_config(n, target=target, patience=patience) for n in ("lstm", "gru")}, None
+    if variant == "mtl":
+        return {}, multitask_model
+    if variant == "valall":  # early stopping on every validation window, not a 20,000 sample
+        import stockrnn.panel_training as pt
+
+        pt.VAL_WINDOWS = 10**9
+        return {}, None
+    if variant == "market":
+        return {}, market_model
+    if variant.startswith("market+ens"):  # market inputs and an ensemble of N
+        n = int(variant.removeprefix("market+ens"))
+        return {k: global_config(k, target=target, ensemble=n) for k in ("lstm", "gru")}, market_model
+    if variant.startswith("ens"):
+        n = int(variant[3:])
+        return {k: global_config(k, target=target, ensemble=n) for k in ("lstm", "gru")}, None
+    if variant in ("ema", "weighted", "weighted+ema"):
+        return {}, averaged_or_weighted(ema="ema" in variant, weighted="weighted" in variant)
+    if variant == "recent":
+        return {}, lambda name, config: RecentNetwork(name, config) if name != "ridge" else make_global(name, config)
+    raise SystemExit(f"unknown variant '{variant}'")
+
+
+class WeightedNetwork(GlobalNetwork):
+    """Variant `weighted`: the windows carry loss weights (`data.weights`): the square of the
+    trailing volatility at each origin (the scale of the target), divided by its mean over the
+    ticker's windows, so that every ticker still counts alike."""
+
+    def windows(self, panel, train_start=None, train_end=None):
+        w = super().windows(panel, train_start, train_end)
+        c = self.config
+        weights = []
+        for frame in w.frames.values():
+            scale = origin_scale(frame)[train_origins(0, len(frame), c.window, c.horizon)] ** 2
+            weights.append(scale / scale.mean())
+        w.data.weights = torch.as_tensor(np.concatenate(weights), dtype=torch.float32)
+        return w
+
+
+def averaged_or_weighted(ema: bool, weighted: bool):
+    """A factory for variants `ema`, `weighted` and both: the global networks train with
+    `train_variant` in place of the library's loop; the pooled ridge is unchanged."""
+    import stockrnn.panel_training as pt
+
+    pt.train_windows = lambda *args, **kwargs: train_variant(*args, ema=ema, **kwargs)
+
+    def factory(name, config):
+        if name == "ridge":
+            return make_global(name, config)
+        return (WeightedNetwork if weighted else GlobalNetwork)(name, config)
+
+    return factory
+
+
+def _loss(net, data, items) -> torch.Tensor:
+    """Mean squared error of the windows `items`, weighted where the data carries weights."""
+    x, y = data.batch(items)
+    error = ((net(x) - y) ** 2).mean(dim=1)
+    weights = getattr(data, "weights", None)
+    return error.mean() if weights is None else (weights[items] * error).mean()
+
+
+@torch.no_grad()
+def _val_loss(net, data, items, chunk: int = 4096) -> float:
+    net.eval()
+    return sum(float(_loss(net, data, items[i : i + chunk])) * len(items[i : i + chunk])
+               for i in range(0, len(items), chunk)) / len(items)  # fmt: skip
+
+
+def train_variant(net, data, fit, val, config, device, generator, per_epoch=None, on_epoch=None, label="network",
+                  member=0, stop=None, ema=False):  # fmt: skip
+    """stockrnn.training.train_windows (sampled epochs, the learning rate halved on a plateau,
+    early stopping, the best epoch's weights kept) with the window weights of the data, if any,
+    and, with `ema`, validation and the kept weights from the moving average of the weights."""
+    from stockrnn.training import make_optimizer
+
+    optimizer = make_optimizer(net.parameters(), config)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, config.patience // 3))
+    swa = torch.optim.swa_utils
+    averaged = swa.AveragedModel(net, multi_avg_fn=swa.get_ema_multi_avg_fn(EMA_DECAY)) if ema else None
+    judged = averaged.module if ema else net
+    per_epoch = min(per_epoch or len(fit), len(fit))
+    losses, best, best_state, stale = [], math.inf, None, 0
+    for _ in range(config.epochs):
+        net.train()
+        order = fit[torch.randperm(len(fit), generator=generator)[:per_epoch]]
+        total = 0.0
+        for start in range(0, per_epoch, config.batch_size):
+            items = order[start : start + config.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = _loss(net, data, items)
+            loss.backward()
+            if config.clip > 0:
+                nn.utils.clip_grad_norm_(net.parameters(), config.clip)
+            optimizer.step()
+            if ema:
+                averaged.update_parameters(net)
+            total += loss.item() * len(items)
+        losses.append(total / per_epoch)
+        val_loss = _val_loss(judged, data, val)
+        scheduler.step(val_loss)
+        if val_loss < best:
+            best, stale = val_loss, 0
+            best_state = {k: v.detach().clone() for k, v in judged.state_dict().items()}
+        else:
+            stale += 1
+        if stale >= config.patience:
+            break
+    net.load_state_dict(best_state)
+    net.eval()
+    return losses
