@@ -235,6 +235,36 @@ def variants(records: list[dict]) -> list[str]:
     return lines
 
 
+SEEDS = ("default", "seed1", "seed2")  # the default settings with seeds 0, 1 and 2
+
+
+def years(records: list[dict]) -> list[str]:
+    """The default settings on each sp500 validation year (High), over seeds 0-2 where all three
+    ran with the current code: how far the comparisons move from one year to the next."""
+    runs: dict = {}
+    for r in records:
+        sp500_high = r["data"] == "sp500" and r["target"] == "high"
+        if r["phase"] == "validation" and sp500_high and "commit" in r and r["variant"] in SEEDS:
+            runs.setdefault(year(r), {})[r["variant"]] = r["panel"]["models"]
+    lines = [
+        "| year | network | median skill | beats ridge_local (seeds) | beats ridge (seeds) | ridge_local | ridge |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for y in sorted(runs):
+        if set(runs[y]) != set(SEEDS):
+            continue
+        for name in ("lstm", "gru"):
+            got = [runs[y][s][name] for s in SEEDS]
+            shares = {k: [m[k] for m in got] for k in ("beats_ridge_local", "beats_ridge")}
+            spread = {k: f"{np.mean(v):.1%} ({min(v):.0%}-{max(v):.0%})" for k, v in shares.items()}
+            lines.append(
+                f"| {y} | {name} | {np.mean([m['median_skill'] for m in got]):.4f} | {spread['beats_ridge_local']} | "
+                f"{spread['beats_ridge']} | {runs[y]['default']['ridge_local']['median_skill']:.4f} | "
+                f"{runs[y]['default']['ridge']['median_skill']:.4f} |"
+            )
+    return lines if len(lines) > 2 else []
+
+
 def render() -> None:
     # Every record but the smoke runs', those of earlier code in folders of their own (before-<commit>/).
     records = [json.loads(p.read_text()) for p in sorted(RUNS.rglob("*.json")) if "smoke" not in p.parts]
@@ -247,6 +277,17 @@ def render() -> None:
     )  # fmt: skip
     lines = ["# Panel skill: validation, then the test once", "", (ROOT / "bench" / "results" / "panel-notes.md")
              .read_text() if (ROOT / "bench" / "results" / "panel-notes.md").exists() else ""]  # fmt: skip
+    table_of_years = years(records)
+    if table_of_years:
+        lines += [
+            "Validation years (sp500, High; train through the year before; the default settings, mean of seeds "
+            "0-2, the range over the seeds in brackets; ridge_local and ridge: median skill):",
+            "",
+            *table_of_years,
+            "",
+            "Every validation run:",
+            "",
+        ]
     lines += [*variants(records), ""]
     for r in records:
         s = r["settings"]
