@@ -1,6 +1,6 @@
 """Panel skill benchmark (issue 11, point 6): defaults chosen on validation, then the test once.
 
-    PYTHONPATH=src python bench/panel.py --phase validation [--variant default|seed1|seed2|recent]
+    PYTHONPATH=src python bench/panel.py --phase validation [--variant default|seed1|ema|...] [--year 2008]
     PYTHONPATH=src python bench/panel.py --phase test [--target close] [--data ../shared/data/djia]
     PYTHONPATH=src python bench/panel.py --render      # rebuild panel.md/.json from the runs so far
 
