@@ -14,6 +14,9 @@ and the forecasts on the averaged weights; `weighted` each training window's squ
 weighted by the square of the trailing volatility that scales its target (per ticker, mean 1), so
 that the loss is the squared error of the log ratio, as a price RMSE weighs the days; `weighted+ema`
 both. Only the networks change in `ema` and `weighted` (the pooled ridge is the default one).
+`volunits` the price inputs (return, gap, ranges, range means) of each row divided by that row's
+trailing volatility (the scale of the target), with the log of that volatility as one more input,
+for every global model: a crash then moves one input, not all of them out of the training range.
 """
 
 from __future__ import annotations
@@ -153,6 +156,45 @@ def multitask_model(name: str, config):
     return MultiNetwork(name, config)
 
 
+class VolUnitsFeatures:
+    """PanelFeatures whose price inputs (return, gap, ranges, range means) are divided by the
+    row's own trailing volatility (origin_scale, rows <= i), with log(volatility) as one more
+    input: inputs in units of the current regime, which stay in the training range in a crash."""
+
+    def __new__(cls, target: str):
+        from stockrnn.panel_features import PanelFeatures
+
+        class _VolUnits(PanelFeatures):
+            def raw(self, frame):
+                values, names = super().raw(frame)
+                scale = origin_scale(frame)
+                price = [i for i, n in enumerate(names) if n != "volume_relative"]
+                values = values.copy()
+                values[:, price] = values[:, price] / scale[:, None]
+                return np.column_stack([values, np.log(scale)]), [*names, "log_volatility"]
+
+        return _VolUnits(target)
+
+
+def volunits_model(name: str, config):
+    """A global model whose inputs are in volatility units (variant `volunits`)."""
+    import stockrnn.panel_forecaster as pf
+
+    model = make_global(name, config)
+    fit_panel = model.fit_panel
+
+    def fit_in_vol_units(panel, *args, **kwargs):
+        original = pf.PanelFeatures
+        pf.PanelFeatures = VolUnitsFeatures
+        try:
+            return fit_panel(panel, *args, **kwargs)
+        finally:
+            pf.PanelFeatures = original
+
+    model.fit_panel = fit_in_vol_units
+    return model
+
+
 def variant_setup(variant: str, target: str) -> tuple[dict, object]:
     """(configs, global_factory) of a variant."""
     if variant == "default":
@@ -172,6 +214,8 @@ def variant_setup(variant: str, target: str) -> tuple[dict, object]:
         return {}, None
     if variant == "market":
         return {}, market_model
+    if variant == "volunits":
+        return {}, volunits_model
     if variant.startswith("market+ens"):  # market inputs and an ensemble of N
         n = int(variant.removeprefix("market+ens"))
         return {k: global_config(k, target=target, ensemble=n) for k in ("lstm", "gru")}, market_model
