@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,86 +33,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speed_workers import IBM, TEST_START, TRAIN_END, reference_config, worker_memory, worker_train
+
 ROOT = Path(__file__).resolve().parents[1]
-IBM = ROOT.parent / "shared" / "data" / "djia" / "IBM_2006-01-01_to_2018-01-01.csv"
-TEST_START, TRAIN_END = "2017-01-01", "2016-12-31"
 KERAS_PYTHON = ROOT / ".venv-keras" / "bin" / "python"
 CELLS = ("lstm", "gru")
 GATES = {"lstm": 4, "gru": 3}
 
 
-# -- workers: each measurement runs in a fresh process, so peak memory is its own ------------------
-def peak_mb() -> float:
-    """This process's peak resident memory. VmHWM, not ru_maxrss: a child started by vfork and
-    exec inherits its parent's ru_maxrss on Linux, so ru_maxrss would report the benchmark's."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def reference_config(cell: str, seed: int, epochs: int):
-    from stockrnn import model_config
-
-    return model_config(cell, "reference", target="high", seed=seed, epochs=epochs)
-
-
-def use_torch_modules() -> None:
-    """The baseline: train through torch's own nn.LSTM / nn.GRU (autograd through every step),
-    which is what the network did before the fused stack, everything else unchanged."""
-    from stockrnn.models import RecurrentNet
-
-    def forward(self, x):
-        for rnn, drop in zip(self.recurrent, self.dropouts, strict=True):
-            x = drop(rnn(x)[0])
-        return self.head(x[:, -1])
-
-    RecurrentNet.forward = forward
-
-
-def worker_train(cell: str, epochs: int, seed: int, impl: str = "fused") -> dict:
-    """Train the reference configuration through the library, timing every epoch."""
-    from stockrnn import NetworkForecaster, load_prices
-
-    if impl == "nn":
-        use_torch_modules()
-    prices = load_prices(IBM)
-    stamps: list[float] = []
-    model = NetworkForecaster(cell, reference_config(cell, seed, epochs))
-    start = time.perf_counter()
-    model.fit(prices, train_end=TRAIN_END, on_epoch=lambda _: stamps.append(time.perf_counter()))
-    seconds = np.diff([start, *stamps]).tolist()
-    forecast = model.rolling(prices, start=TEST_START)["step_1"].to_numpy()
-    return {"epoch_seconds": seconds, "predicted": forecast.tolist(), "peak_mb": peak_mb()}
-
-
-def worker_memory(tickers: int, days: int, features: int, window: int, batch: int) -> dict:
-    """One epoch of batches over a synthetic panel: windows are views, never materialised."""
-    from stockrnn.windows import WindowDataset, train_origins
-
-    rng = np.random.default_rng(0)
-    parts = []
-    for _ in range(tickers):
-        inputs = rng.standard_normal((days, features), dtype=np.float32)
-        origins = train_origins(0, days, window, 1)
-        parts.append((inputs, inputs[origins + 1, :1], origins))
-    data = WindowDataset.panel(parts, window)
-    del parts
-    start, total = time.perf_counter(), 0.0
-    order = torch.randperm(len(data))
-    for i in range(0, len(data), batch):
-        x, y = data.batch(order[i : i + batch])
-        total += float(x[:, -1, 0].sum())  # touch every batch
-    materialised = len(data) * window * features * 4 / 2**30
-    return {
-        "windows": len(data),
-        "seconds": time.perf_counter() - start,
-        "peak_mb": peak_mb(),
-        "materialised_gb": materialised,
-    }
-
-
+# -- workers: each measurement runs in a fresh process (speed_workers.py) -----------------------
 def run_worker(args: list[str], python: Path | str = sys.executable, threads: int | None = None) -> dict:
     env = dict(os.environ)
     if threads:
@@ -372,152 +300,6 @@ def section_memory() -> dict:
 WINDOWS = 2709  # reference training windows: IBM 2006-01-03 .. 2016-12-30, window 60
 
 
-# -- report ---------------------------------------------------------------------------------------
-def render(results: dict) -> str:
-    lines = ["# Speed", "", f"Machine: {results.get('machine', '?')}  "]
-    lines += [f"Command: `{results.get('command', '')}` ({results.get('date', '')})", ""]
-    training = results.get("training")
-    if training:
-        lines += ["## Training the reference configuration", ""]
-        lines += [
-            "4 layers of 50 units, window 60, batch 32, 2,709 IBM windows (2006-2016); "
-            f"{training['threads']} threads, median of {training['rounds']} runs of {training['epochs_per_run']} "
-            "epochs each (first epoch of each run excluded as warm-up), every run a fresh process.",
-            "",
-        ]
-        keras_on = "keras" in training
-        head = "| cell | s/epoch | windows/s | 50 epochs | GFLOP/s | peak MB | nn.LSTM/GRU s/epoch |"
-        rule = "|---|---:|---:|---:|---:|---:|---:|"
-        if keras_on:
-            head += " Keras s/epoch | Keras peak MB | speed-up (median, min-max) |"
-            rule += "---:|---:|---|"
-        lines += [head, rule]
-        for cell, e in training["cells"].items():
-            row = (
-                f"| {cell.upper()} | {e['seconds_per_epoch']:.2f} | {e['windows_per_second']:.0f} | "
-                f"{e['seconds_50_epochs']:.0f} s | {e['gflops']:.1f} | {e['peak_mb']:.0f} | "
-                f"{e['torch_nn_seconds_per_epoch']:.2f} |"
-            )
-            if keras_on:
-                row += (
-                    f" {e['keras_seconds_per_epoch']:.2f} | {e['keras_peak_mb']:.0f} | "
-                    f"**{e['ratio_median']:.2f}x** ({e['ratio_min']:.2f}-{e['ratio_max']:.2f}) |"
-                )
-            lines.append(row)
-        if keras_on:
-            lines += [
-                "",
-                f"Keras side: {training['keras']}, same windows, same thread count, alternating with stockrnn.",
-            ]
-            lines += ["", "Per round, stockrnn vs Keras s/epoch (ratio):", ""]
-            for cell, e in training["cells"].items():
-                rounds = "; ".join(
-                    f"{r['stockrnn_s']:.2f} vs {r['keras_s']:.2f} ({r['ratio']:.2f}x)" for r in e["runs"]
-                )
-                lines.append(f"- {cell.upper()}: {rounds}")
-            met = all(e["ratio_median"] >= 3 for e in training["cells"].values())
-            lines += ["", f"Floor, at least 3x Keras for both cells (median ratio): **{'met' if met else 'missed'}**."]
-        lines += [
-            "",
-            "nn.LSTM/GRU: the same training through torch's own modules (autograd through every time"
-            " step), as the network ran before the fused stack, measured in the same rounds.",
-        ]
-        if any("one_thread_seconds_per_epoch" in e for e in training["cells"].values()):
-            one = ", ".join(
-                f"{c.upper()} {e['one_thread_seconds_per_epoch']:.2f}" for c, e in training["cells"].items()
-            )
-            lines.append(f"stockrnn with one thread instead of {training['threads']}, s/epoch: {one}.")
-        lines += [
-            "",
-            "Achieved GFLOP/s counts the multiply-adds of the recurrent layers, forward and backward "
-            f"({training['cells']['lstm']['gflop_per_epoch']:.1f} GFLOP per LSTM epoch, "
-            f"{training['cells']['gru']['gflop_per_epoch']:.1f} per GRU epoch). This machine's matrix multiply "
-            "in torch, GFLOP/s:",
-            "",
-        ]
-        lines += ["| shape | 1 thread | " + f"{training['threads']} threads |", "|---|---:|---:|"]
-        for name, rates in training["matmul_gflops"].items():
-            values = list(rates.values())
-            lines.append(f"| {name} | {values[0]:.0f} | {values[-1]:.0f} |")
-        lines.append("")
-    accuracy = results.get("accuracy")
-    if accuracy:
-        lines += [
-            "## Accuracy: same recipe, same windows",
-            "",
-            f"Test RMSE of next-day High, IBM 2017 ({accuracy['test_days']} days), 50 epochs, seeds 0, 1, 2.",
-            "",
-            "| cell | stockrnn | mean | Keras | mean | stockrnn / Keras |",
-            "|---|---|---:|---|---:|---:|",
-        ]
-        for cell, e in accuracy["cells"].items():
-            ours_s = ", ".join(f"{v:.3f}" for v in e["stockrnn"])
-            theirs = ", ".join(f"{v:.3f}" for v in e["keras"])
-            lines.append(
-                f"| {cell.upper()} | {ours_s} | {e['stockrnn_mean']:.3f} | {theirs} | {e['keras_mean']:.3f} "
-                f"| {e['ratio']:.3f} |"
-            )
-        met = all(e["ratio"] <= 1.05 for e in accuracy["cells"].values())
-        lines += [
-            "",
-            "Each run one process with one thread, two at a time. Floor, stockrnn's mean RMSE at most Keras's"
-            f" mean + 5%: **{'met' if met else 'missed'}**. Command: `{accuracy.get('run_by', '')}`.",
-            "",
-        ]
-    profiled = results.get("profile")
-    if profiled:
-        lines += [
-            "## Where a training batch goes",
-            "",
-            "torch.profiler over 20 batches of the reference configuration (self time per batch, the"
-            " profiler's own overhead included). `_Stack` and `_StackBackward` are the Python wave loops"
-            " themselves; `aten::bmm` the matrix multiplies; the rest the element-wise gate arithmetic,"
-            " dropout masks and the optimiser.",
-            "",
-        ]
-        for cell, e in ((c, profiled[c]) for c in CELLS if c in profiled):
-            lines += [
-                f"{cell.upper()}: {e['ms_per_batch']:.1f} ms per batch",
-                "",
-                "| operation | ms/batch | calls/batch |",
-            ]
-            lines += ["|---|---:|---:|"]
-            lines += [f"| `{t['name']}` | {t['ms_per_batch']:.2f} | {t['calls']:.0f} |" for t in e["top"]]
-            lines.append("")
-    defaults = results.get("defaults")
-    if defaults:
-        lines += [
-            "## The defaults, end to end",
-            "",
-            f"`{defaults['command']}` (LSTM and GRU ensembles of 3, ridge, "
-            f"persistence; load, train, forecast, score, write): **{defaults['seconds']:.1f} s**.",
-            "",
-        ]
-    inference = results.get("inference")
-    if inference:
-        lines += [
-            "## Forecasting",
-            "",
-            f"- One next-day forecast through the API (default LSTM ensemble, features, intervals): "
-            f"{inference['api_next_day_ms']:.1f} ms",
-            f"- Reference network forward pass, 1 series: {inference['reference_forward_1_ms']:.2f} ms; "
-            f"500 series: {inference['reference_forward_500_ms']:.1f} ms",
-            "",
-        ]
-    memory = results.get("memory")
-    if memory:
-        lines += [
-            "## Memory",
-            "",
-            f"One epoch of batches (256) over 500 synthetic tickers x 5,000 days x 5 features, window 60: "
-            f"{memory['windows']:,} windows, which materialised would take {memory['materialised_gb']:.2f} GB. "
-            f"Peak resident memory of the whole process (Python, torch and the data): "
-            f"**{memory['peak_mb']:.0f} MB**; the epoch took {memory['seconds']:.1f} s.",
-            "",
-        ]
-    return "\n".join(lines)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vs", choices=("keras",), help="train Keras side by side (needs make bench-setup)")
@@ -548,6 +330,7 @@ def main() -> int:
         return 2
     sys.path.insert(0, str(ROOT / "bench"))
     from machine import describe
+    from speed_report import render
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

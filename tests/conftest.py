@@ -31,6 +31,33 @@ def make_prices(rows: int = 300, seed: int = 0, start: str = "2020-01-01") -> pd
     return pd.DataFrame({"Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume}, index=index)
 
 
+FAST = ["--models", "persistence", "--quiet"]  # CLI flags of a run that trains nothing
+HEADER = "Date,Open,High,Low,Close,Volume\n"
+
+
+def walk_csv(rows: int = 40, start: str = "2020-01-01", seed: int = 0) -> str:
+    """make_prices as CSV text, rounded as a download would be."""
+    return make_prices(rows, seed=seed, start=start).round(4).to_csv()
+
+
+def write(tmp_path: Path, content: str | bytes, name: str = "x.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def assert_clean_failure(code: int, err: str, expected: str, out: Path) -> None:
+    """Bad input's contract: exit 2, one line naming what is wrong, no traceback, no output
+    (not even a half-written temporary folder beside it)."""
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("stockrnn: error: ") and "Traceback" not in err
+    assert expected in lines[0], lines[0]
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]
+
+
 @pytest.fixture
 def prices_frame() -> pd.DataFrame:
     return make_prices()

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import make_prices
+from conftest import assert_clean_failure, make_prices
 
 TINY_ARGS = ["--window", "5", "--layers", "1", "--units", "4", "--epochs", "2", "--quiet"]
 HEADER = "Date,Open,High,Low,Close,Volume\n"
@@ -34,17 +33,6 @@ BAD_FILES = {
     "duplicate": (HEADER + ROW.format(d="2020-01-02") + ROW.format(d="2020-01-02"), "duplicate date 2020-01-02"),
     "ragged": (HEADER + ROW.format(d="2020-01-02") + "2020-01-03,10,11,9,10,100,7,8\n", "malformed CSV"),
 }
-
-
-def assert_clean_failure(code: int, err: str, expected: str, out: Path) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("stockrnn: error: ")
-    assert expected in lines[0]
-    assert "Traceback" not in err
-    assert not out.exists()
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
