@@ -91,24 +91,29 @@ class MarketFeatures:
         return _Market(target)
 
 
-def market_model(name: str, config):
-    """A global model whose inputs include the panel's market inputs (variant `market`)."""
+def with_features(name: str, config, features):
+    """A global model whose panel fit builds its inputs with `features(target)` in place of
+    PanelFeatures (the fitted model keeps that instance, so its forecasts use them too)."""
     import stockrnn.panel_forecaster as pf
 
     model = make_global(name, config)
     fit_panel = model.fit_panel
 
-    def fit_with_market(panel, *args, **kwargs):
-        market = market_frame(panel)
+    def fit_with_features(panel, *args, **kwargs):
         original = pf.PanelFeatures
-        pf.PanelFeatures = lambda target: MarketFeatures(target, market)
+        pf.PanelFeatures = lambda target: features(panel, target)
         try:
             return fit_panel(panel, *args, **kwargs)
         finally:
             pf.PanelFeatures = original
 
-    model.fit_panel = fit_with_market
+    model.fit_panel = fit_with_features
     return model
+
+
+def market_model(name: str, config):
+    """A global model whose inputs include the panel's market inputs (variant `market`)."""
+    return with_features(name, config, lambda panel, target: MarketFeatures(target, market_frame(panel)))
 
 
 HEADS = ("high", "low", "close")  # variant `mtl`: the target's head first, then the other two
@@ -178,21 +183,7 @@ class VolUnitsFeatures:
 
 def volunits_model(name: str, config):
     """A global model whose inputs are in volatility units (variant `volunits`)."""
-    import stockrnn.panel_forecaster as pf
-
-    model = make_global(name, config)
-    fit_panel = model.fit_panel
-
-    def fit_in_vol_units(panel, *args, **kwargs):
-        original = pf.PanelFeatures
-        pf.PanelFeatures = VolUnitsFeatures
-        try:
-            return fit_panel(panel, *args, **kwargs)
-        finally:
-            pf.PanelFeatures = original
-
-    model.fit_panel = fit_in_vol_units
-    return model
+    return with_features(name, config, lambda panel, target: VolUnitsFeatures(target))
 
 
 def variant_setup(variant: str, target: str) -> tuple[dict, object]:
