@@ -16,7 +16,8 @@ that the loss is the squared error of the log ratio, as a price RMSE weighs the 
 both. Only the networks change in `ema` and `weighted` (the pooled ridge is the default one).
 `volunits` the price inputs (return, gap, ranges, range means) of each row divided by that row's
 trailing volatility (the scale of the target), with the log of that volatility as one more input,
-for every global model: a crash then moves one input, not all of them out of the training range.
+for every global model: a crash then moves one input, not all of them out of the training range;
+`volunits+raw` those inputs besides the usual ones (14 inputs, not 8).
 """
 
 from __future__ import annotations
@@ -164,9 +165,10 @@ def multitask_model(name: str, config):
 class VolUnitsFeatures:
     """PanelFeatures whose price inputs (return, gap, ranges, range means) are divided by the
     row's own trailing volatility (origin_scale, rows <= i), with log(volatility) as one more
-    input: inputs in units of the current regime, which stay in the training range in a crash."""
+    input: inputs in units of the current regime, which stay in the training range in a crash.
+    With `keep`, the usual inputs stay and the volatility-unit ones are appended."""
 
-    def __new__(cls, target: str):
+    def __new__(cls, target: str, keep: bool = False):
         from stockrnn.panel_features import PanelFeatures
 
         class _VolUnits(PanelFeatures):
@@ -174,16 +176,21 @@ class VolUnitsFeatures:
                 values, names = super().raw(frame)
                 scale = origin_scale(frame)
                 price = [i for i, n in enumerate(names) if n != "volume_relative"]
+                units = values[:, price] / scale[:, None]
+                unit_names = [f"{names[i]}_vol" for i in price]
+                if keep:
+                    return np.column_stack([values, units, np.log(scale)]), [*names, *unit_names, "log_volatility"]
                 values = values.copy()
-                values[:, price] = values[:, price] / scale[:, None]
+                values[:, price] = units
                 return np.column_stack([values, np.log(scale)]), [*names, "log_volatility"]
 
         return _VolUnits(target)
 
 
-def volunits_model(name: str, config):
-    """A global model whose inputs are in volatility units (variant `volunits`)."""
-    return with_features(name, config, lambda panel, target: VolUnitsFeatures(target))
+def volunits_model(name: str, config, keep: bool = False):
+    """A global model whose inputs are in volatility units (variant `volunits`), or have those
+    besides the usual ones (`volunits+raw`)."""
+    return with_features(name, config, lambda panel, target: VolUnitsFeatures(target, keep))
 
 
 def variant_setup(variant: str, target: str) -> tuple[dict, object]:
@@ -207,6 +214,8 @@ def variant_setup(variant: str, target: str) -> tuple[dict, object]:
         return {}, market_model
     if variant == "volunits":
         return {}, volunits_model
+    if variant == "volunits+raw":
+        return {}, lambda name, config: volunits_model(name, config, keep=True)
     if variant.startswith("market+ens"):  # market inputs and an ensemble of N
         n = int(variant.removeprefix("market+ens"))
         return {k: global_config(k, target=target, ensemble=n) for k in ("lstm", "gru")}, market_model
