@@ -93,7 +93,7 @@ class MarketFeatures:
 
 
 def with_features(name: str, config, features):
-    """A global model whose panel fit builds its inputs with `features(target)` in place of
+    """A global model whose panel fit builds its inputs with `features(panel, target)` in place of
     PanelFeatures (the fitted model keeps that instance, so its forecasts use them too)."""
     import stockrnn.panel_forecaster as pf
 
