@@ -17,7 +17,8 @@ both. Only the networks change in `ema` and `weighted` (the pooled ridge is the 
 `volunits` the price inputs (return, gap, ranges, range means) of each row divided by that row's
 trailing volatility (the scale of the target), with the log of that volatility as one more input,
 for every global model: a crash then moves one input, not all of them out of the training range;
-`volunits+raw` those inputs besides the usual ones (14 inputs, not 8).
+`volunits+raw` those inputs besides the usual ones (14 inputs, not 8). `localheads` the global
+networks with a per-ticker ridge head on their last hidden state (bench/panel_localheads.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from panel_localheads import localheads_model
 from stockrnn.global_models import GlobalNetwork, global_config, make_global
 from stockrnn.panel_features import origin_scale
 from stockrnn.windows import train_origins
@@ -216,6 +218,8 @@ def variant_setup(variant: str, target: str) -> tuple[dict, object]:
         return {}, volunits_model
     if variant == "volunits+raw":
         return {}, lambda name, config: volunits_model(name, config, keep=True)
+    if variant == "localheads":
+        return {}, localheads_model
     if variant.startswith("market+ens"):  # market inputs and an ensemble of N
         n = int(variant.removeprefix("market+ens"))
         return {k: global_config(k, target=target, ensemble=n) for k in ("lstm", "gru")}, market_model
