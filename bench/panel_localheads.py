@@ -2,13 +2,13 @@
 per ticker on top of it.
 
 Why: ridge_local wins on the tickers whose own history says something the pooled model averages
-away. A per-ticker ridge on the global network's last hidden state (plus an intercept), fitted to
-the residual of the global forecast in model units, can keep that, and shrinks to the global
-forecast when it has nothing to say. Per ticker the penalty is chosen from ALPHAS, or no head at
-all, on that ticker's windows in the panel's date-based validation tail (the same dates the
-network stopped on), then the head is refitted on all of that ticker's training windows. Tickers
-never seen in training get the global forecast. Only the networks change; the pooled ridge is the
-default one.
+away. A per-ticker ridge (sklearn's, with its intercept) on the global network's last hidden state,
+fitted to the residual of the global forecast in model units, can keep that, and shrinks to the
+global forecast when it has nothing to say. Per ticker the penalty is chosen from ALPHAS, or no
+head at all, on that ticker's windows in the panel's date-based validation tail (the same dates
+the network stopped on), then the head is refitted on all of that ticker's training windows.
+Tickers never seen in training get the global forecast. Only the networks change; the pooled ridge
+is the default one.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.linear_model import Ridge
 
 from stockrnn.forecaster import PREDICT_CHUNK
 from stockrnn.global_models import GlobalNetwork, make_global
@@ -23,18 +24,6 @@ from stockrnn.panel_features import SeriesStats, split_origins
 from stockrnn.windows import WindowDataset, train_origins
 
 ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 1e4)
-
-
-def ridge_head(hidden: np.ndarray, residual: np.ndarray, alpha: float) -> np.ndarray:
-    """Weights of a ridge on [hidden, 1] (the intercept unpenalised) for `residual`."""
-    x = np.column_stack([hidden, np.ones(len(hidden))])
-    penalty = np.eye(x.shape[1]) * alpha
-    penalty[-1, -1] = 1e-8
-    return np.linalg.solve(x.T @ x + penalty, x.T @ residual)
-
-
-def apply_head(hidden: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    return np.column_stack([hidden, np.ones(len(hidden))]) @ weights
 
 
 class LocalHeadsNetwork(GlobalNetwork):
@@ -61,7 +50,7 @@ class LocalHeadsNetwork(GlobalNetwork):
         c = self.config
         frames, _ = self._training_frames(panel, train_start, train_end)
         cutoff = pd.Timestamp(self.fitted_["validation_start"])
-        self.heads_: dict[str, np.ndarray] = {}
+        self.heads_: dict[str, Ridge] = {}
         self.chosen_: dict[str, float | None] = {}
         for ticker, frame in frames.items():
             origins = train_origins(0, len(frame), c.window, c.horizon)
@@ -71,20 +60,20 @@ class LocalHeadsNetwork(GlobalNetwork):
             residual = target - output[:, 0]
             best = (float(np.mean(residual[val] ** 2)), None)  # no head: the global forecast
             for alpha in ALPHAS if fit.any() and val.any() else ():
-                error = residual[val] - apply_head(hidden[val], ridge_head(hidden[fit], residual[fit], alpha))
+                error = residual[val] - Ridge(alpha=alpha).fit(hidden[fit], residual[fit]).predict(hidden[val])
                 best = min(best, (float(np.mean(error**2)), alpha), key=lambda b: b[0])
             self.chosen_[ticker] = best[1]
             if best[1] is not None:
-                self.heads_[ticker] = ridge_head(hidden, residual, best[1])
+                self.heads_[ticker] = Ridge(alpha=best[1]).fit(hidden, residual)
         return self
 
     def _forecast(self, frame: pd.DataFrame, origins: np.ndarray, stats: SeriesStats) -> np.ndarray:
         ticker = next((t for t, s in self.series_.items() if s is stats), None)
-        weights = getattr(self, "heads_", {}).get(ticker)
-        if weights is None:
+        head = getattr(self, "heads_", {}).get(ticker)
+        if head is None:
             return super()._forecast(frame, origins, stats)
         hidden, output = self._hidden_and_output(frame, origins, stats)
-        return self.features_.to_price(output + apply_head(hidden, weights)[:, None], frame, origins)
+        return self.features_.to_price(output + head.predict(hidden)[:, None], frame, origins)
 
 
 def localheads_model(name: str, config):
