@@ -17,7 +17,8 @@ both. Only the networks change in `ema` and `weighted` (the pooled ridge is the 
 `volunits` the price inputs (return, gap, ranges, range means) of each row divided by that row's
 trailing volatility (the scale of the target), with the log of that volatility as one more input,
 for every global model: a crash then moves one input, not all of them out of the training range;
-`volunits+raw` those inputs besides the usual ones (14 inputs, not 8). `localheads` the global
+`volunits+raw` those inputs besides the usual ones (14 inputs, not 8); `volunits+ema` volatility
+units with the networks' weights averaged as in `ema`. `localheads` the global
 networks with a per-ticker ridge head on their last hidden state (bench/panel_localheads.py).
 """
 
@@ -218,6 +219,9 @@ def variant_setup(variant: str, target: str) -> tuple[dict, object]:
         return {}, volunits_model
     if variant == "volunits+raw":
         return {}, lambda name, config: volunits_model(name, config, keep=True)
+    if variant == "volunits+ema":  # the two candidates of the third and fourth sessions together
+        averaged_or_weighted(ema=True, weighted=False)  # the networks train on averaged weights
+        return {}, volunits_model
     if variant == "localheads":
         return {}, localheads_model
     if variant.startswith("market+ens"):  # market inputs and an ensemble of N
