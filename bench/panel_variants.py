@@ -220,7 +220,7 @@ def variant_setup(variant: str, target: str) -> tuple[dict, object]:
     if variant == "volunits+raw":
         return {}, lambda name, config: volunits_model(name, config, keep=True)
     if variant == "volunits+ema":  # the two candidates of the third and fourth sessions together
-        averaged_or_weighted(ema=True, weighted=False)  # the networks train on averaged weights
+        train_networks_with_variant_loop(ema=True)
         return {}, volunits_model
     if variant == "localheads":
         return {}, localheads_model
@@ -253,12 +253,18 @@ class WeightedNetwork(GlobalNetwork):
         return w
 
 
-def averaged_or_weighted(ema: bool, weighted: bool):
-    """A factory for variants `ema`, `weighted` and both: the global networks train with
-    `train_variant` in place of the library's loop; the pooled ridge is unchanged."""
+def train_networks_with_variant_loop(ema: bool) -> None:
+    """Global networks of this process train with `train_variant` (weights of the data, if any;
+    with `ema`, the averaged weights) in place of the library's loop."""
     import stockrnn.panel_training as pt
 
     pt.train_windows = lambda *args, **kwargs: train_variant(*args, ema=ema, **kwargs)
+
+
+def averaged_or_weighted(ema: bool, weighted: bool):
+    """A factory for variants `ema`, `weighted` and both: the global networks train with
+    `train_variant` in place of the library's loop; the pooled ridge is unchanged."""
+    train_networks_with_variant_loop(ema)
 
     def factory(name, config):
         if name == "ridge":
