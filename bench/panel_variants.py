@@ -18,7 +18,8 @@ both. Only the networks change in `ema` and `weighted` (the pooled ridge is the 
 trailing volatility (the scale of the target), with the log of that volatility as one more input,
 for every global model: a crash then moves one input, not all of them out of the training range;
 `volunits+raw` those inputs besides the usual ones (14 inputs, not 8); `volunits+ema` volatility
-units with the networks' weights averaged as in `ema`. `localheads` the global
+units with the networks' weights averaged as in `ema`. `longvol` two more inputs for every global
+model: log of the 60- and 250-day mean day range over the 20-day one (long-memory volatility). `localheads` the global
 networks with a per-ticker ridge head on their last hidden state (bench/panel_localheads.py).
 """
 
@@ -196,6 +197,31 @@ def volunits_model(name: str, config, keep: bool = False):
     return with_features(name, config, lambda panel, target: VolUnitsFeatures(target, keep))
 
 
+LONG_DAYS = (60, 250)  # variant `longvol`: the longer trailing means of the day's range
+
+
+class LongVolFeatures:
+    """PanelFeatures with log(mean range over LONG_DAYS / mean range over 20 days) appended (rows
+    <= i only): how the current volatility stands against the quarter's and the year's, the
+    long-memory part of a HAR volatility model, which a 20-day window with 5- and 20-day means
+    does not see."""
+
+    def __new__(cls, target: str):
+        from stockrnn.panel_features import PanelFeatures
+
+        class _LongVol(PanelFeatures):
+            def raw(self, frame):
+                values, names = super().raw(frame)
+                day_range = pd.Series(np.log(frame["high"].to_numpy(dtype=float) / frame["low"].to_numpy(dtype=float)))
+                day_range = day_range.clip(lower=0.0)
+                short = np.maximum(day_range.rolling(20, min_periods=1).mean().to_numpy(), 1e-4)
+                extra = [np.log(np.maximum(day_range.rolling(d, min_periods=1).mean().to_numpy(), 1e-4) / short)
+                         for d in LONG_DAYS]  # fmt: skip
+                return np.column_stack([values, *extra]), [*names, *(f"range_mean_{d}_vs_20" for d in LONG_DAYS)]
+
+        return _LongVol(target)
+
+
 def variant_setup(variant: str, target: str) -> tuple[dict, object]:
     """(configs, global_factory) of a variant."""
     if variant == "default":
@@ -224,6 +250,8 @@ def variant_setup(variant: str, target: str) -> tuple[dict, object]:
         return {}, volunits_model
     if variant == "localheads":
         return {}, localheads_model
+    if variant == "longvol":
+        return {}, lambda name, config: with_features(name, config, lambda panel, t: LongVolFeatures(t))
     if variant.startswith("market+ens"):  # market inputs and an ensemble of N
         n = int(variant.removeprefix("market+ens"))
         return {k: global_config(k, target=target, ensemble=n) for k in ("lstm", "gru")}, market_model

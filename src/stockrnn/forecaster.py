@@ -311,6 +311,17 @@ from .registry import make_forecaster  # noqa: E402
 from .saving import load, read_weights  # noqa: E402
 
 __all__ = [
-    "FORMAT_VERSION", "PREDICT_CHUNK", "RIDGE_ALPHAS", "Forecaster", "NetworkForecaster", "Persistence",
-    "RidgeForecaster", "WindowForecaster", "fingerprint", "load", "make_forecaster", "read_weights", "versions",
+    "FORMAT_VERSION",
+    "PREDICT_CHUNK",
+    "RIDGE_ALPHAS",
+    "Forecaster",
+    "NetworkForecaster",
+    "Persistence",
+    "RidgeForecaster",
+    "WindowForecaster",
+    "fingerprint",
+    "load",
+    "make_forecaster",
+    "read_weights",
+    "versions",
 ]

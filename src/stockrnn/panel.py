@@ -69,8 +69,7 @@ class Panel(Mapping[str, Prices]):
             if len(train) < need_rows:
                 since = f"data from {frame.index[0]:%Y-%m-%d}" if len(frame) else "no rows at all"
                 reason = (
-                    f"{len(train)} rows before the test start {start:%Y-%m-%d} ({since}), "
-                    f"the models need {need_rows}"
+                    f"{len(train)} rows before the test start {start:%Y-%m-%d} ({since}), the models need {need_rows}"
                 )
             elif len(test) == 0:
                 reason = f"no rows in the test span (data ends {frame.index[-1]:%Y-%m-%d})"
