@@ -336,7 +336,7 @@ def main() -> int:
         "--variant",
         default="default",
         help="default, seedN, patienceN, recent, ensN, market, market+ensN, mtl, valall, ema, weighted, "
-        "weighted+ema, volunits, volunits+raw, volunits+ema, localheads or longvol (bench/panel_variants.py)",
+        "weighted+ema, volunits, volunits+raw, volunits+ema, localheads, longvol or refit (bench/panel_variants.py)",
     )
     parser.add_argument("--year", type=int, help="sp500 validation: train through YEAR - 1, score YEAR (default 2018)")
     parser.add_argument("--models", help="panel models (default: lstm,gru,ridge,ridge_local,persistence)")

@@ -20,7 +20,9 @@ for every global model: a crash then moves one input, not all of them out of the
 `volunits+raw` those inputs besides the usual ones (14 inputs, not 8); `volunits+ema` volatility
 units with the networks' weights averaged as in `ema`. `longvol` two more inputs for every global
 model: log of the 60- and 250-day mean day range over the 20-day one (long-memory volatility). `localheads` the global
-networks with a per-ticker ridge head on their last hidden state (bench/panel_localheads.py).
+networks with a per-ticker ridge head on their last hidden state (bench/panel_localheads.py). `refit`
+the global models refitted on every training window, the validation tail included, once it has
+chosen their settings (bench/panel_refit.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import torch
 from torch import nn
 
 from panel_localheads import localheads_model
+from panel_refit import refit_model
 from stockrnn.global_models import GlobalNetwork, global_config, make_global
 from stockrnn.panel_features import origin_scale
 from stockrnn.windows import train_origins
@@ -250,6 +253,8 @@ def variant_setup(variant: str, target: str) -> tuple[dict, object]:
         return {}, volunits_model
     if variant == "localheads":
         return {}, localheads_model
+    if variant == "refit":
+        return {}, refit_model
     if variant == "longvol":
         return {}, lambda name, config: with_features(name, config, lambda panel, t: LongVolFeatures(t))
     if variant.startswith("market+ens"):  # market inputs and an ensemble of N
