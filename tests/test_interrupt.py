@@ -252,6 +252,50 @@ def test_two_stage_ctrl_c_yields_its_own_token_and_restores_the_handler():
         assert not again.requested and again is not stop
 
 
+def test_a_second_ctrl_c_that_python_drops_still_ends_the_run_leaving_nothing(tmp_path, capsys, monkeypatch):
+    """Python drops an exception raised inside `__del__` or a weakref callback (a signal handler can
+    run there: the import system's module locks have such callbacks): the aborted token raises at
+    its next read, no output is renamed into place, the CLI exits 130, and nothing is printed."""
+    from stockrnn import cli
+
+    class Dropper:  # CPython calls __del__ at once when the last reference goes
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGINT)
+
+    dropped = []
+    with two_stage_ctrl_c(lambda: None) as stop:
+        signal.raise_signal(signal.SIGINT)
+        assert stop.requested and not stop.aborted
+        hook = sys.unraisablehook
+        sys.unraisablehook = lambda u: dropped.append(u.exc_type)  # to see that Python did drop it
+        try:
+            Dropper()
+        finally:
+            sys.unraisablehook = hook
+        assert dropped == [KeyboardInterrupt] and stop.aborted  # the handler's raise went nowhere
+        with pytest.raises(KeyboardInterrupt):
+            stop.requested  # noqa: B018 - the read is the point
+        with pytest.raises(KeyboardInterrupt), atomic_dir(tmp_path / "out") as tmp:
+            (tmp / "a.txt").write_text("new")
+        with pytest.raises(KeyboardInterrupt), atomic_file(tmp_path / "forecast.csv") as tmp:
+            tmp.write_text("new")
+        Dropper()  # with the block's own hook: dropped without a word
+    assert list(tmp_path.iterdir()) == [] and "Traceback" not in capsys.readouterr().err
+    with atomic_dir(tmp_path / "out") as tmp:  # outside the block nothing is aborted
+        (tmp / "a.txt").write_text("new")
+    assert (tmp_path / "out" / "a.txt").read_text() == "new"
+
+    def command_that_drops_the_second_press(*args, **kwargs) -> int:
+        signal.raise_signal(signal.SIGINT)
+        Dropper()
+        return 0
+
+    monkeypatch.setattr(cli.cli, "main", command_that_drops_the_second_press)
+    assert cli.main(["evaluate"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "stockrnn: interrupted" and "Traceback" not in err
+
+
 def test_a_token_sent_to_another_process_is_a_fresh_one():
     """A worker gets no driver token: the driver cancels units instead of reaching into them."""
     import pickle

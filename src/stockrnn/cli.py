@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _one_line_warning
             obj = {"argv": list(sys.argv[1:] if argv is None else argv), "stop": stop}  # cli_common.stop_token
             result = cli.main(args=argv, prog_name="stockrnn", standalone_mode=False, obj=obj)
+            if stop.aborted:  # a second Ctrl-C whose KeyboardInterrupt Python dropped (see interrupt.py)
+                raise KeyboardInterrupt
     except click.exceptions.UsageError as exc:
         print(f"stockrnn: error: {exc.format_message()}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ConfigError
+from .interrupt import raise_if_aborted
 
 
 @contextmanager
@@ -36,6 +37,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         raise ConfigError(f"{target}: cannot write here ({exc.strerror or exc})") from None
     try:
         yield tmp
+        raise_if_aborted()  # a second Ctrl-C: nothing is renamed into place
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}-{tmp.name.rsplit('-', 1)[-1]}")
@@ -65,6 +67,7 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        raise_if_aborted()
         os.replace(tmp, target)
     finally:
         if tmp.exists():

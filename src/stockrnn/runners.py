@@ -278,13 +278,13 @@ class LocalRunner(Runner):
                     key = pending.pop(0)
                     futures[pool.submit(_local_call, ledger.units[key], ledger.seeds[key])] = key
 
-            top_up()
-            # The pool's own process table (CPython keeps the exit codes there): the one way to tell
-            # the worker that died from those the pool then terminated. Without it, every unit caught
-            # in a break is charged an attempt (see _after_crash).
-            workers = list((getattr(pool, "_processes", None) or {}).values())
-            again, broken = [], []
-            try:
+            workers, again, broken = [], [], []
+            try:  # a second Ctrl-C may surface at any read of the token (interrupt.py): all inside
+                top_up()
+                # The pool's own process table (CPython keeps the exit codes there): the one way to tell
+                # the worker that died from those the pool then terminated. Without it, every unit caught
+                # in a break is charged an attempt (see _after_crash).
+                workers = list((getattr(pool, "_processes", None) or {}).values())
                 while futures:
                     finished, _ = wait(set(futures), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                     for future in finished:
@@ -297,16 +297,17 @@ class LocalRunner(Runner):
                     if not broken:
                         top_up()
                 again += pending if broken else []  # a broken pool runs nothing more: the rest go again
+                pool.shutdown(wait=True)
+                if stop.requested:
+                    return []
             except KeyboardInterrupt:
+                workers = workers or list((getattr(pool, "_processes", None) or {}).values())
                 pool.shutdown(wait=False, cancel_futures=True)
                 for process in workers:
                     process.terminate()
                 for process in workers:
                     process.join()
                 raise RunInterrupted(ledger.outcomes) from None
-            pool.shutdown(wait=True)
-            if stop.requested:
-                return []
             return again + self._after_crash(ledger, broken, workers, Path(marks))
 
     @staticmethod
