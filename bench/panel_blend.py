@@ -131,15 +131,22 @@ def year_blend(data: Path, year: int, cache: Path) -> dict:
     }
 
 
-def render(record: dict) -> str:
-    def pct(v):
-        return "-" if v is None else f"{v:.1%}"
+def pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"
 
-    lines = [
-        "# The global models blended with ridge_local, ticker by ticker (validation years)",
+
+def heading(title: str, record: dict) -> list[str]:
+    """A results page's title and the line saying what ran it, when, on which code and machine."""
+    return [
+        f"# {title}",
         "",
         f"Command: `{record['command']}` ({record['date']}, code {record['commit']}). Machine: {record['machine']}.",
         "",
+    ]
+
+
+def render(record: dict) -> str:
+    lines = heading("The global models blended with ridge_local, ticker by ticker (validation years)", record) + [
         "`M+rl@w`: w * M + (1 - w) * ridge_local per ticker and day, w chosen on the year before (a run",
         "trained two years back, see bench/panel_blend.py) or fixed at 0.50. *vs ridge blend*: share",
         "of tickers with a lower RMSE than the pooled ridge blended with ridge_local by the same rule.",
@@ -165,30 +172,47 @@ def render(record: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def year_parser(doc: str, cache: str) -> argparse.ArgumentParser:
+    """The arguments of a script over validation years whose default runs are cached."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--year", type=int, action="append", required=True, help="sp500 validation year, <= 2018")
     parser.add_argument("--data", type=Path, default=default_data())
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/stockrnn-panel-blend"))
+    parser.add_argument("--cache", type=Path, default=Path(cache))
     parser.add_argument("--runs-only", action="store_true", help="only compute (and cache) the runs of --year")
+    return parser
+
+
+def parse_years(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The parsed arguments, stopping on a --year that is not a validation year."""
     args = parser.parse_args()
     if any(not 2002 <= y <= 2018 for y in args.year):
         raise SystemExit("--year is a validation year, 2002 .. 2018 (2019 on is the test)")
+    return args
+
+
+def publish(script: str, years: list[dict], render) -> int:
+    """Write bench/results/<script>.json and .md (the command, date, code and machine with the
+    years' results) and print the page."""
+    record = {
+        "command": f"PYTHONPATH=src python bench/{script}.py " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": commit(),
+        "machine": describe(),
+        "years": years,
+    }
+    (OUT / f"{script}.json").write_text(json.dumps(record, indent=1) + "\n")
+    (OUT / f"{script}.md").write_text(render(record))
+    print(render(record))
+    return 0
+
+
+def main() -> int:
+    args = parse_years(year_parser(__doc__, "/tmp/stockrnn-panel-blend"))
     if args.runs_only:
         for y in args.year:
             forecasts(args.data, y, args.cache)
         return 0
-    record = {
-        "command": "PYTHONPATH=src python bench/panel_blend.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d"),
-        "commit": commit(),
-        "machine": describe(),
-        "years": [year_blend(args.data, y, args.cache) for y in args.year],
-    }
-    (OUT / "panel_blend.json").write_text(json.dumps(record, indent=1) + "\n")
-    (OUT / "panel_blend.md").write_text(render(record))
-    print(render(record))
-    return 0
+    return publish("panel_blend", [year_blend(args.data, y, args.cache) for y in args.year], render)
 
 
 if __name__ == "__main__":

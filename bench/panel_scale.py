@@ -20,8 +20,6 @@ bench/results/panel_scale.md and .json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,14 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from panel_blend import forecasts, summary  # noqa: E402
+from panel_blend import forecasts, heading, parse_years, pct, publish, summary, year_parser  # noqa: E402
 from stockrnn.global_models import make_global  # noqa: E402
 from stockrnn.panel import Panel  # noqa: E402
 from stockrnn.panel_eval import evaluate_panel  # noqa: E402
 from stockrnn.panel_metrics import panel_scores  # noqa: E402
 
-from machine import describe  # noqa: E402
-from panel import commit, default_data, load  # noqa: E402
+from panel import load  # noqa: E402
 
 OUT = ROOT / "bench" / "results"
 POOLED = ("lstm", "ridge")
@@ -143,14 +140,7 @@ SCORED = {
 
 
 def render(record: dict) -> str:
-    def pct(v):
-        return "-" if v is None else f"{v:.1%}"
-
-    lines = [
-        "# What pooling buys, by the number of tickers pooled (validation years)",
-        "",
-        f"Command: `{record['command']}` ({record['date']}, code {record['commit']}). Machine: {record['machine']}.",
-        "",
+    lines = heading("What pooling buys, by the number of tickers pooled (validation years)", record) + [
         "`M@pool`: the default global model M (LSTM or pooled ridge) trained on the pool's tickers",
         "(quarter within half within all, a seeded draw), scored on the row's set of tickers. ridge_local",
         "is per ticker, the same in every row. *vs ridge, same pool*: share of tickers where the LSTM",
@@ -193,30 +183,15 @@ def render(record: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--year", type=int, action="append", required=True, help="sp500 validation year, <= 2018")
-    parser.add_argument("--data", type=Path, default=default_data())
+    parser = year_parser(__doc__, "/tmp/stockrnn-panel-scale")
     parser.add_argument("--blend-cache", type=Path, default=Path("/tmp/stockrnn-panel-blend"))
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/stockrnn-panel-scale"))
-    parser.add_argument("--runs-only", action="store_true", help="only compute (and cache) the runs of --year")
-    args = parser.parse_args()
-    if any(not 2002 <= y <= 2018 for y in args.year):
-        raise SystemExit("--year is a validation year, 2002 .. 2018 (2019 on is the test)")
+    args = parse_years(parser)
     if args.runs_only:
         for y in args.year:
             year_runs(args.data, y, args.blend_cache, args.cache)
         return 0
-    record = {
-        "command": "PYTHONPATH=src python bench/panel_scale.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d"),
-        "commit": commit(),
-        "machine": describe(),
-        "years": [year_scale(args.data, y, args.blend_cache, args.cache) for y in args.year],
-    }
-    (OUT / "panel_scale.json").write_text(json.dumps(record, indent=1) + "\n")
-    (OUT / "panel_scale.md").write_text(render(record))
-    print(render(record))
-    return 0
+    years = [year_scale(args.data, y, args.blend_cache, args.cache) for y in args.year]
+    return publish("panel_scale", years, render)
 
 
 if __name__ == "__main__":
