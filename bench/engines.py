@@ -57,6 +57,7 @@ def load_job(folder: Path, tickers: int | None) -> dict:
     from stockrnn.panel import load_panel
 
     panel = load_panel(folder, skip_bad=True).require_history(TEST_START, NEED_ROWS, target="high")
+    panel = panel.require_test_rows(TEST_START)
     names = sorted(panel)[:tickers]
     return {name: panel[name] for name in names}
 

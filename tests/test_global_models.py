@@ -216,6 +216,25 @@ def test_bad_settings_are_clear_errors() -> None:
         make_global("ridge", global_config("ridge", **SETTINGS)).fit_panel(short)
 
 
+def test_the_inputs_are_those_most_tickers_have_whatever_the_order_of_the_files() -> None:
+    panel = make_panel()
+    odd = ticker("ABC", make_prices(400, 3, "2019-09-02").drop(columns="Volume"))
+    no_close = ticker("NOC", make_prices(400, 4, "2019-09-02").drop(columns="Close"))
+    for tickers in ({"ABC": odd, "NOC": no_close, **panel}, {**panel, "NOC": no_close, "ABC": odd}):
+        model = fit("ridge", tickers)
+        assert model.fitted_["tickers"] == 3 and model.names_ == fit("ridge", panel).names_
+        reasons = {s["ticker"]: s["reason"] for s in model.fitted_["skipped"]}
+        assert set(reasons) == {"ABC", "NOC"}
+        assert "of 3 of 4 tickers" in reasons["ABC"] and "no close column" in reasons["NOC"]
+        np.testing.assert_allclose(
+            model.predict(panel["AAA"])["forecast"], fit("ridge", panel).predict(panel["AAA"])["forecast"], rtol=1e-9
+        )
+    with pytest.raises(ConfigError, match="NOC.csv: no close column"):
+        model.predict(replace(no_close, name="NEW"))
+    with pytest.raises(ConfigError, match="no ticker of the panel"):
+        fit("ridge", {"NOC": no_close})
+
+
 def test_global_config_layers_defaults_preset_and_overrides() -> None:
     config = global_config("lstm")
     assert (config.window, config.units, config.batch_size, config.ensemble) == (20, 64, 512, 1)

@@ -42,11 +42,11 @@ def hidden(parent: Path) -> list[str]:
 def test_atomic_dir_keeps_the_previous_output_when_writing_fails(tmp_path):
     target = tmp_path / "out"
     with atomic_dir(target) as tmp:
-        (tmp / "a.txt").write_text("old")
+        (tmp / "metrics.json").write_text("old")  # a name that marks a stockrnn output (files.OUTPUT_MARKERS)
     with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
-        (tmp / "a.txt").write_text("new, half")
+        (tmp / "metrics.json").write_text("new, half")
         raise RuntimeError("crash mid-write")
-    assert tree(target) == {"a.txt": b"old"} and hidden(tmp_path) == []
+    assert tree(target) == {"metrics.json": b"old"} and hidden(tmp_path) == []
 
 
 def test_atomic_file_keeps_the_previous_file_when_writing_fails(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -147,3 +148,11 @@ def test_verdict_says_when_the_data_are_too_few():
         "too few to trust"
     )
     assert verdict("ridge").endswith("; but only 10 test days: too few to trust")
+
+
+def test_a_step_with_no_scored_day_gives_empty_scores_without_warnings():
+    empty = np.array([], dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's "Mean of empty slice" would raise here
+        scores = score(empty, empty, empty, empty)
+    assert scores["n"] == 0 and math.isnan(scores["rmse"]) and scores["direction_accuracy"] is None

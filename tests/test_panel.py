@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from stockrnn.errors import DataError
-from stockrnn.panel import Panel, load_panel
+from stockrnn.panel import Panel, load_panel, ticker_folder
 
 from conftest import make_prices
 
@@ -108,8 +108,12 @@ def test_require_history_moves_short_and_flat_tickers_to_skipped():
     assert reasons["LATE"].startswith("13 rows before the test start 2020-05-20") and "need 20" in reasons["LATE"]
     assert "high is constant" in reasons["FLATHIGH"]
     assert "FLATHIGH" in panel.require_history(test_start, need_rows=20, target="close")
-    after = panel.require_history(panel["AAA"].index[-1] + pd.Timedelta(days=30), need_rows=20)
-    assert "no rows in the test span" in {s["ticker"]: s["reason"] for s in after.skipped}["AAA"]
+    late = panel["AAA"].index[-1] + pd.Timedelta(days=30)
+    trainable = panel.require_history(late, need_rows=20)
+    assert "AAA" in trainable  # what comes after the test start does not decide who trains
+    after = trainable.require_test_rows(late)
+    reason = {s["ticker"]: s["reason"] for s in after.skipped}["AAA"]
+    assert "AAA" not in after and "no rows in the test span (data ends" in reason
 
 
 def test_duplicate_ticker_is_an_error(folder):
@@ -128,3 +132,24 @@ def test_require_history_on_a_ticker_with_no_rows_left_says_so():
     kept = cut.require_history(panel["BBB"].index[100], need_rows=20)
     reasons = {s["ticker"]: s["reason"] for s in kept.skipped}
     assert "AAA" not in kept and "(no rows at all)" in reasons["AAA"]
+
+
+def test_tickers_that_would_share_an_output_folder_stop_the_load():
+    parts = frames()
+    with pytest.raises(
+        DataError, match=r"tickers BRK B \(<DataFrame BRK B>\) and BRK_B .* share the output folder BRK_B"
+    ):
+        load_panel({**parts, "BRK B": parts["AAA"], "BRK_B": parts["BBB"]})
+    with pytest.raises(DataError, match="tickers abc .* and ABC"):  # one folder on macOS and Windows
+        load_panel({"abc": parts["AAA"], "ABC": parts["BBB"]})
+    # a ticker named like a file of the panel folder gets its own folder name
+    assert ticker_folder("summary.csv") == "summary.csv_" and ticker_folder("Panel.JSON") == "Panel.JSON_"
+    assert ticker_folder("BRK/B") == "BRK_B" and ticker_folder("summary") == "summary"
+
+
+def test_a_broken_link_in_the_folder_is_named_not_dropped(folder):
+    (folder / "LINK.csv").symlink_to(folder / "gone.csv")
+    with pytest.raises(DataError, match=r"LINK.csv: a broken link \(to "):
+        load_panel(folder)
+    skipped = load_panel(folder, skip_bad=True).skipped
+    assert [s["ticker"] for s in skipped] == ["LINK"] and "broken link" in skipped[0]["reason"]

@@ -167,10 +167,14 @@ def test_fit_on_a_folder_then_predict_a_folder_and_a_file(cli, folder, tmp_path)
     assert (forecast["lo95"] <= forecast["forecast"]).all() and (forecast["forecast"] <= forecast["hi95"]).all()
 
     new = tmp_path / "NEW.csv"  # a ticker the model never saw
-    make_prices(120, seed=99).to_csv(new)
+    make_prices(120, seed=99, start="2020-11-02").to_csv(new)  # reaches past the training end
     code, stdout, err = cli("predict", model, "--data", new)
     assert code == 0, err
     assert "global ridge forecast of high" in stdout and "NEW" in stdout
+    make_prices(120, seed=99).to_csv(new)  # ends in June 2020, before the training end: refused, as for one ticker
+    code, stdout, err = cli("predict", model, "--data", new)
+    assert code == 2 and "NEW.csv: the data ends on 2020-06-16, before the global ridge model's training end" in err
+    assert len(err.strip().splitlines()) == 1
 
     code, _, err = cli("predict", model, "--data", folder, "--out", tmp_path / "dir")
     assert code == 0, err
@@ -268,3 +272,30 @@ def test_global_epochs_report_their_time():
     infos = []
     make_global("lstm", global_config("lstm", **TINY)).fit_panel(panel, on_epoch=infos.append)
     assert infos[-1].last and infos[-1].seconds > 0 and infos[-1].seconds >= infos[0].seconds
+
+
+def test_an_output_folder_holding_other_files_is_refused_before_any_work(cli, folder, tmp_path, monkeypatch):
+    """--out or --save would replace the folder: never one of the user's files (the data, say)."""
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    code, _, err = evaluate(cli, folder, folder)  # --out is the data folder
+    assert code == 2 and "holds files stockrnn did not write (AAA.csv, BBB.csv, CCC.csv, ...)" in err
+    assert len(err.strip().splitlines()) == 1 and {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    code, _, err = cli("fit", "--data", folder, "--model", "ridge", "--save", mine, "--quiet")
+    assert code == 2 and "mine: holds files stockrnn did not write (notes.txt)" in err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    out = tmp_path / "out"  # an earlier output, and an empty folder, are replaced
+    (tmp_path / "empty").mkdir()
+    for target in (out, out, tmp_path / "empty"):
+        code, _, err = evaluate(cli, folder, target, "--models", "ridge_local")
+        assert code == 0, err
+    assert (tmp_path / "empty" / "panel.json").exists()
+    (tmp_path / "a_file").write_text("x")
+    code, _, err = evaluate(cli, folder, tmp_path / "a_file" / "out")
+    assert code == 2 and "a_file is a file, not a folder" in err
+    monkeypatch.chdir(out)
+    for target in (".", ".."):
+        code, _, err = evaluate(cli, folder, target)
+        assert code == 2 and f"{target}: is the current folder or holds it" in err

@@ -115,7 +115,7 @@ def test_global_models_fit_once_before_the_test_start_and_forecast_every_ticker(
     assert result.evaluations["CCC"].models == ["lstm", "ridge", "ridge_local", "persistence"]
     assert progress[-1] == ("tickers", 7, 7) and progress[0] == ("lstm (global)", 1, 7)
     assert result.panel["settings"]["models"]["ridge_local"]["kind"] == "local"
-    assert result.panel["settings"]["train_end"] < start.strftime("%Y-%m-%d")
+    assert result.panel["settings"]["train_end"] == f"{panel['AAA'].index[249]:%Y-%m-%d}"  # the last training day
 
 
 def test_ridge_local_is_the_single_ticker_ridge(panel):
@@ -216,3 +216,83 @@ def test_global_member_refuses_a_ticker_whose_training_ended_before_the_global_f
     assert member.fit(prices, train_end=prices.index[200]) is member
     with pytest.raises(ConfigError, match="trained on rows up to"):
         member.fit(prices, train_end=prices.index[150])
+
+
+def test_who_trains_the_global_models_depends_on_no_row_after_the_test_start(panel):
+    """A ticker delisted before the test start is not scored but still trains the global models, so
+    the others' forecasts are those of a panel where it lives on into the test span."""
+    start = panel["AAA"].index[250]
+    frames = {t: panel[t].frame for t in TICKERS}
+    gone, listed = {}, {}
+    results = [
+        run(load_panel({**frames, "OLD": make_prices(300, seed=8).iloc[:rows]}), made, models="lstm,ridge_local")
+        for rows, made in ((250, gone), (260, listed))  # data ends the day before the test start, or 10 days in
+    ]
+    assert gone["lstm"].fits[0]["tickers"] == [*TICKERS, "OLD"] == listed["lstm"].fits[0]["tickers"]
+    reason = {s["ticker"]: s["reason"] for s in results[0].panel["skipped"]}["OLD"]
+    assert "OLD" not in results[0].evaluations and reason.startswith("no rows in the test span (data ends")
+    assert start > panel["AAA"].index[249] and "OLD" in results[1].evaluations
+    for t in TICKERS:
+        np.testing.assert_allclose(
+            results[0].evaluations[t].predictions["lstm"], results[1].evaluations[t].predictions["lstm"], rtol=1e-12
+        )
+
+
+def test_backtest_scores_no_ticker_with_a_global_model_whose_fit_failed_in_a_fold(panel, monkeypatch):
+    """Scored over its other folds only, that model would rest on the tickers those folds hold."""
+    from stockrnn.panel_backtest import backtest_panel
+
+    index = panel["AAA"].index
+
+    def make(name, config):
+        model = PooledAR(name, config)
+        if name == "ridge":
+            fit = model.fit_panel
+
+            def failing(p, train_start=None, train_end=None, *args, **kwargs):
+                if train_end >= index[259]:
+                    raise TrainingError("ridge diverged at epoch 3")
+                return fit(p, train_start, train_end, *args, **kwargs)
+
+            model.fit_panel = failing
+        return model
+
+    monkeypatch.setattr(sys.modules["stockrnn.global_models"], "make_global", make)
+    frames = {**{t: panel[t].frame for t in TICKERS}, "END": make_prices(258, seed=8)}  # ends in fold 2
+    result = backtest_panel(load_panel(frames), "lstm,ridge,ridge_local", index[250], refit_every=5, **TINY)
+    assert [f["fold"] for f in result.panel["folds"]][:3] == [1, 2, 3]
+    for fold in result.panel["folds"]:  # each fold's training end is the trading day before its test start
+        assert fold["train_end"] == f"{index[index.searchsorted(pd.Timestamp(fold['test_start'])) - 1]:%Y-%m-%d}"
+    units = [f["unit"] for f in result.failed]
+    assert "ridge (global fit) (fold 3)" in units and "ridge (global fit) (fold 1)" not in units
+    assert {
+        "unit": "ridge (global)",
+        "error": "not scored: its fit failed in fold 3, 4, 5, 6, 7, 8, 9, 10",
+    } in result.failed
+    assert "ridge" not in result.panel["models"] and set(result.summary["model"]) == {
+        "lstm",
+        "ridge_local",
+        "persistence",
+    }
+    assert all("ridge" not in e.models for e in result.evaluations.values()) and "END" in result.evaluations
+    assert result.panel["models"]["lstm"]["tickers"] == 6
+
+
+def test_a_ticker_without_a_close_is_scored_with_its_last_target_price_as_the_ic_base(panel):
+    frames = {**{t: panel[t].frame for t in TICKERS}, "NOC": make_prices(300, seed=9).drop(columns="Close")}
+    result = run(load_panel(frames), models="ridge_local")
+    assert "NOC" in result.evaluations and not result.failed
+    assert result.panel["models"]["ridge_local"]["tickers"] == 6 and result.panel["settings"]["rank_ic"]["days"] > 0
+
+
+def test_a_train_start_after_the_test_start_says_so(panel):
+    with pytest.raises(ConfigError, match="train start 2021-01-04 is not before the test start"):
+        run(panel, train_start="2021-01-04")
+
+
+def test_a_global_model_gets_no_warning_about_one_tickers_few_training_windows(panel):
+    start = panel["AAA"].index[250]
+    frames = {**{t: panel[t].frame for t in TICKERS}, "NEW": make_prices(90, seed=9, start=panel["AAA"].index[210])}
+    warnings = run(load_panel(frames)).evaluations["NEW"].metrics["data"]["warnings"]
+    assert any(w.startswith("ridge_local trained on only") for w in warnings), warnings
+    assert not any(w.startswith(("lstm trained", "ridge trained")) for w in warnings) and start > frames["NEW"].index[0]

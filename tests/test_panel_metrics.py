@@ -127,3 +127,16 @@ def test_rank_ic_matches_scipy_and_is_nan_for_a_constant_forecast():
         )
         assert ic.loc[day, "noise"] == pytest.approx(expected.statistic)
     assert ic["flat"].isna().all() and ic_stats(ic["flat"])["rank_ic_mean"] is None
+
+
+def test_rank_ic_counts_the_tickers_a_model_forecast_not_those_of_the_day():
+    table = forecasts()
+    table["sparse"] = table["net"]
+    # 5 tickers on 2021-01-04 and 2021-01-06, but the sparse model forecast only two on the 4th: two
+    # points always correlate +-1, so that day has no IC for it (the net model keeps all three days).
+    table.loc[(table["date"] == "2021-01-04") & ~table["ticker"].isin(TICKERS[:2]), "sparse"] = np.nan
+    ic = rank_ic(table, ["net", "sparse"])
+    np.testing.assert_allclose(ic["net"].to_numpy(), [1.0, -1.0, 0.9])
+    assert np.isnan(ic.loc["2021-01-04", "sparse"])
+    np.testing.assert_allclose(ic["sparse"].to_numpy()[1:], [-1.0, 0.9])
+    assert ic_stats(ic["sparse"])["rank_ic_days"] == 2

@@ -78,3 +78,13 @@ def set_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def output_folder(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An --out or --save folder, checked before any work (files.check_target): a run must not train
+    for minutes and then refuse to write, nor replace a folder of the user's files."""
+    if value is not None and not value.lower().endswith(".csv"):  # predict --out x.csv is a file
+        from .files import check_target
+
+        check_target(value)
+    return value

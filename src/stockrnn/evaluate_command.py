@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_common import command_line, day, load_one, make_config, set_threads, single_source_runner, stop_token
+from .cli_common import (
+    command_line,
+    day,
+    load_one,
+    make_config,
+    output_folder,
+    set_threads,
+    single_source_runner,
+    stop_token,
+)
 from .config import NETWORKS, parse_models
 from .options import (
     DATA_HELP,
@@ -48,6 +57,7 @@ MODELS_HELP = (
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
+    callback=output_folder,
     help="Output folder; a folder run writes OUT/<ticker>/..., OUT/summary.csv and OUT/panel.json.  "
     "[default: runs/<data>-<target>]",
 )
@@ -84,7 +94,14 @@ def evaluate_command(
 
 
 @click.command("demo")
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option(
+    "--out",
+    default="runs/demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    callback=output_folder,
+    help="Output folder.",
+)
 @report_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def demo_command(out: str, quiet: bool, no_report: bool) -> None:
@@ -196,6 +213,7 @@ def evaluate_one(
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
+    callback=output_folder,
     help="Output folder.  [default: runs/backtest-<data>-<target>]",
 )
 @allow_gaps_option

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .cli_common import output_folder
 from .options import ONE_SOURCE_HELP, allow_gaps_option
 
 
@@ -21,6 +22,7 @@ from .options import ONE_SOURCE_HELP, allow_gaps_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
+    callback=output_folder,
     help="Output folder.  [default: runs/explain/<data>-<model>]",
 )
 @allow_gaps_option

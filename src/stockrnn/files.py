@@ -21,20 +21,26 @@ from pathlib import Path
 from .errors import ConfigError
 from .interrupt import raise_if_aborted
 
+# A folder holding one of these at its top is one that stockrnn wrote (evaluate, backtest, a panel
+# run, fit --save, predict --out, explain), and may be replaced by the next run; any other folder
+# with files in it is the user's, and is never replaced.
+OUTPUT_MARKERS = ("metrics.json", "panel.json", "model.json", "forecast.csv", "gates.csv")
+
 
 @contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `target`; on success it replaces `target` in one rename."""
-    target = Path(target)
-    if target.exists() and not target.is_dir():
-        raise ConfigError(f"{target}: exists and is not a folder")
+    """Yield a temporary folder beside `target`; on success it replaces `target` in one rename.
+
+    `target` must be new, empty, or an earlier stockrnn output (`OUTPUT_MARKERS`): a folder of
+    other files (the input data, say) is refused, as is the current folder or one holding it."""
+    shown, target = target, check_target(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
         os.chmod(tmp, 0o777 & ~umask())
     except OSError as exc:
-        raise ConfigError(f"{target}: cannot write here ({exc.strerror or exc})") from None
+        raise ConfigError(f"{shown}: cannot write here ({_why(target, exc)})") from None
     try:
         yield tmp
         raise_if_aborted()  # a second Ctrl-C: nothing is renamed into place
@@ -63,7 +69,7 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
         os.close(handle)
         os.chmod(name, 0o666 & ~umask())
     except OSError as exc:
-        raise ConfigError(f"{target}: cannot write here ({exc.strerror or exc})") from None
+        raise ConfigError(f"{target}: cannot write here ({_why(target, exc)})") from None
     tmp = Path(name)
     try:
         yield tmp
@@ -72,6 +78,42 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def check_target(target: str | Path) -> Path:
+    """The output folder `target` as an absolute path ("." and ".." named, not resolved), if
+    `atomic_dir` may write it; else a ConfigError. Commands call it before any work."""
+    shown, target = target, Path(os.path.abspath(target))
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{shown}: exists and is not a folder")
+    _check_replaceable(target, shown)
+    return target
+
+
+def _check_replaceable(target: Path, shown: str | Path) -> None:
+    """Refuse a target whose replacement would delete what stockrnn did not write."""
+    real, here = target.resolve(), Path.cwd().resolve()
+    if real == here or real in here.parents:
+        raise ConfigError(f"{shown}: is the current folder or holds it; write the outputs to a new folder")
+    if not target.is_dir():
+        return
+    try:
+        names = sorted(p.name for p in target.iterdir())
+    except OSError as exc:
+        raise ConfigError(f"{shown}: cannot read the folder ({exc.strerror or exc})") from None
+    if names and not any(marker in names for marker in OUTPUT_MARKERS):
+        listed = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise ConfigError(
+            f"{shown}: holds files stockrnn did not write ({listed}) and would be replaced; give a new or empty folder"
+        )
+
+
+def _why(target: Path, exc: OSError) -> str:
+    """An OSError's reason; for a parent that is a file, say so (the OS says 'File exists')."""
+    parent = next((p for p in target.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        return f"{parent} is a file, not a folder"
+    return str(exc.strerror or exc)
 
 
 def umask() -> int:

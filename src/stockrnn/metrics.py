@@ -6,6 +6,7 @@ Plain NumPy/SciPy on arrays: nothing here knows about models or torch.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy import stats
@@ -136,7 +137,17 @@ def score(
     horizon: int = 1,
     is_persistence: bool = False,
 ) -> dict:
-    """Every per-model metric of metrics.json for one step; keys that cannot be computed are None."""
+    """Every per-model metric of metrics.json for one step; keys that cannot be computed are None
+    (the errors NaN, written as null, when no day is scored: a last fold whose only day was a
+    repaired one; NumPy's warnings about the empty mean are then expected and kept quiet)."""
+    if len(actual):
+        return _score(actual, forecast, last, persistence, horizon, is_persistence)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _score(actual, forecast, last, persistence, horizon, is_persistence)
+
+
+def _score(actual, forecast, last, persistence, horizon: int, is_persistence: bool) -> dict:
     value = rmse(actual, forecast)
     if is_persistence:
         dm_stat = dm_pvalue = direction = None

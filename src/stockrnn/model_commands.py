@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_common import command_line, day, load_one, make_config, stop_token
+from .cli_common import command_line, day, load_one, make_config, output_folder, stop_token
 from .config import MODELS, NETWORKS
 from .files import atomic_dir, atomic_file
 from .options import ONE_SOURCE_HELP, allow_gaps_option, network_options, report_option, skip_bad_option
@@ -34,6 +34,7 @@ FOLDER_HELP = " A folder (one ticker per file) with a global model (lstm, gru, r
     "--save",
     "save_dir",
     type=click.Path(file_okay=False),
+    callback=output_folder,
     help="Folder for model.json and weights.safetensors.  [default: runs/models/<data>-<target>-<model>]",
 )
 @allow_gaps_option
@@ -88,8 +89,9 @@ def fit_command(
 @click.option(
     "--out",
     type=click.Path(),
+    callback=output_folder,
     help="Also write the forecast: to this file if it ends in .csv, else into this folder "
-    "(forecast.csv and report.html; a folder of data: forecast.csv only).",
+    "(forecast.csv and report.html, for a folder of data the panel's forecast.csv and report.html).",
 )
 @allow_gaps_option
 @skip_bad_option

@@ -9,6 +9,7 @@ history for the split are moved to `Panel.skipped` with the reason, and the othe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -19,12 +20,16 @@ from .data import Prices, load_prices
 from .errors import DataError
 from .sources import list_folder, read_source, ticker_from_filename
 
-__all__ = ["MAX_JUMP_SHARE", "Panel", "load_panel"]
+__all__ = ["MAX_JUMP_SHARE", "Panel", "load_panel", "ticker_folder"]
 
 TICKER_COLUMNS = ("ticker", "symbol", "name")
 # A history whose close jumps by more than data.SPLIT_FACTOR on more than this share of days is not one
 # company's prices (TT in the shared S&P 500 set joins a penny stock to the 2020 listing): skipped.
 MAX_JUMP_SHARE = 0.01
+# The files of a panel's output folder beside the tickers' folders (panel_outputs.write_panel).
+PANEL_FILES = (
+    "summary.csv", "panel.json", "rank_ic.csv", "report.html", "skill_distribution.png", "rmse_vs_ridge_local.png",
+)  # fmt: skip
 
 
 class Panel(Mapping[str, Prices]):
@@ -52,27 +57,24 @@ class Panel(Mapping[str, Prices]):
         test_start: str | pd.Timestamp,
         need_rows: int,
         train_start: str | pd.Timestamp | None = None,
-        test_end: str | pd.Timestamp | None = None,
         target: str | None = None,
     ) -> Panel:
-        """A new panel without the tickers that cannot serve this split, each moved to `skipped`:
-        fewer than `need_rows` rows from `train_start` to before `test_start`, no row in the test
-        span, or (with `target`) a target column that is missing or constant in the training rows."""
+        """A new panel without the tickers that cannot train on this split, each moved to `skipped`:
+        fewer than `need_rows` rows from `train_start` to before `test_start`, or (with `target`) a
+        target column that is missing or constant in those rows. Only rows before `test_start` are
+        read, so which tickers train does not depend on what comes after (whether a ticker is still
+        listed in the test span is `require_test_rows`' question, asked of scoring only)."""
         start = pd.Timestamp(test_start)
-        end = None if test_end is None else pd.Timestamp(test_end)
         kept, skipped = {}, list(self.skipped)
         for ticker, prices in self.prices.items():
             frame = prices.frame
             train = frame.loc[train_start : start - pd.Timedelta(days=1)]
-            test = frame.loc[start:end]
             reason = None
             if len(train) < need_rows:
                 since = f"data from {frame.index[0]:%Y-%m-%d}" if len(frame) else "no rows at all"
                 reason = (
                     f"{len(train)} rows before the test start {start:%Y-%m-%d} ({since}), the models need {need_rows}"
                 )
-            elif len(test) == 0:
-                reason = f"no rows in the test span (data ends {frame.index[-1]:%Y-%m-%d})"
             elif target is not None:
                 if target not in frame.columns:
                     reason = f"no column for target '{target}' (columns: {', '.join(frame.columns)})"
@@ -82,6 +84,22 @@ class Panel(Mapping[str, Prices]):
                 kept[ticker] = prices
             else:
                 skipped.append({"ticker": ticker, "reason": reason})
+        return Panel(kept, skipped, self.source)
+
+    def require_test_rows(self, test_start: str | pd.Timestamp, test_end: str | pd.Timestamp | None = None) -> Panel:
+        """A new panel without the tickers that have no row from `test_start` to `test_end`, each moved
+        to `skipped`: nothing to score (in a panel run their training rows still train the global
+        models, as a ticker delisted later was there to learn from)."""
+        start = pd.Timestamp(test_start)
+        end = None if test_end is None else pd.Timestamp(test_end)
+        kept, skipped = {}, list(self.skipped)
+        for ticker, prices in self.prices.items():
+            frame = prices.frame
+            if len(frame.loc[start:end]):
+                kept[ticker] = prices
+                continue
+            ends = f"data ends {frame.index[-1]:%Y-%m-%d}" if len(frame) else "no rows at all"
+            skipped.append({"ticker": ticker, "reason": f"no rows in the test span ({ends}): not scored"})
         return Panel(kept, skipped, self.source)
 
 
@@ -112,6 +130,7 @@ def load_panel(
         if not items:
             raise DataError("load_panel: the list of files is empty")
     kept: dict[str, Prices] = {}
+    folders: dict[str, str] = {}  # output folder, casefolded (one folder on macOS and Windows) -> ticker
     skipped: list[dict] = []
     for done, (ticker, item) in enumerate(items, start=1):
         if on_load is not None:
@@ -127,17 +146,30 @@ def load_panel(
         reason = _suspect(prices)
         if reason is not None:
             skipped.append({"ticker": prices.name, "reason": reason})
-        elif prices.name in kept:
-            first = kept[prices.name].source
-            raise DataError(f"{label}: ticker {prices.name} is in both {first} and {prices.source}")
-        else:
-            kept[prices.name] = prices
+            continue
+        folder = ticker_folder(prices.name).casefold()
+        if folder in folders:
+            other = kept[folders[folder]]
+            if other.name == prices.name:
+                raise DataError(f"{label}: ticker {prices.name} is in both {other.source} and {prices.source}")
+            raise DataError(
+                f"{label}: tickers {other.name} ({other.source}) and {prices.name} ({prices.source}) would share "
+                f"the output folder {ticker_folder(prices.name)}: rename one"
+            )
+        kept[prices.name], folders[folder] = prices, prices.name
     if on_load is not None:
         on_load(len(items), len(items))
     if not kept:
         reasons = "; ".join(f"{s['ticker']}: {s['reason']}" for s in skipped[:3])
         raise DataError(f"{label}: no usable ticker ({reasons})")
     return Panel(kept, skipped, label)
+
+
+def ticker_folder(ticker: str) -> str:
+    """A ticker as a folder name of a panel's outputs ('BRK/B' -> 'BRK_B'); one that would be a file
+    of the panel folder ('summary.csv') gets a trailing '_'."""
+    name = re.sub(r"[^\w.\-^=]", "_", ticker).lstrip(".") or "ticker"
+    return f"{name}_" if name.casefold() in PANEL_FILES else name
 
 
 def _load_one(ticker: str | None, item: Path | pd.DataFrame, allow_gaps: bool | None) -> Prices:

@@ -97,19 +97,26 @@ def backtest_panel(
 def _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_bps, interrupted) -> PanelEvaluation:
     """The folds' per-ticker evaluations joined and scored per ticker, then the panel scores."""
     target = configs[names[0]].target
+    failed = [
+        {"unit": f"{entry['unit']} (fold {f['fold']})", "error": entry["error"]}
+        for f, r in zip(folds, runs, strict=True)
+        for entry in r.failed
+    ]
+    # A global model whose fit failed in a fold has no forecast for any ticker there: scored over its
+    # other folds it would rest on the tickers those folds hold, so it is not scored at all.
+    lost = {n: [f["fold"] for f, r in zip(folds, runs, strict=True) if n in _failed_fits(r)] for n in names}
+    lost = {n: ks for n, ks in lost.items() if ks}
+    for name, ks in lost.items():
+        where = ", ".join(map(str, ks))
+        failed.append({"unit": f"{name} (global)", "error": f"not scored: its fit failed in fold {where}"})
     evaluations = {}
     for ticker in panel:
         pairs = zip(folds, runs, strict=True)
         parts = [(f["fold"], r.evaluations[ticker]) for f, r in pairs if ticker in r.evaluations]
         if parts:
             evaluations[ticker] = _ticker(
-                panel[ticker], parts, configs, refit_every, train_start, cost_bps, panel, interrupted
+                panel[ticker], parts, configs, refit_every, train_start, cost_bps, panel, interrupted, set(lost)
             )
-    failed = [
-        {"unit": f"{entry['unit']} (fold {f['fold']})", "error": entry["error"]}
-        for f, r in zip(folds, runs, strict=True)
-        for entry in r.failed
-    ]
     skipped, seen = [], set()
     for r in runs:
         for entry in r.panel["skipped"]:
@@ -142,9 +149,15 @@ def _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_
     return PanelEvaluation(evaluations, summary, content, ic)
 
 
-def _ticker(prices, parts, configs, refit_every, train_start, cost_bps, panel, interrupted) -> Evaluation:
-    """One ticker's folds as one evaluation: predictions with a `fold` column, scored together."""
-    names = [n for n in parts[0][1].models if all(n in e.models for _, e in parts)]
+def _failed_fits(run: PanelEvaluation) -> set[str]:
+    """The global models whose fit failed in this fold's run."""
+    return {n for n in GLOBAL_MODELS if any(f["unit"] == f"{n} (global fit)" for f in run.failed)}
+
+
+def _ticker(prices, parts, configs, refit_every, train_start, cost_bps, panel, interrupted, lost) -> Evaluation:
+    """One ticker's folds as one evaluation: predictions with a `fold` column, scored together, for
+    the models it has in every fold but those in `lost` (a global fit failed in some fold)."""
+    names = [n for n in parts[0][1].models if n not in lost and all(n in e.models for _, e in parts)]
     columns = ["origin", "date", "step", "actual", *names, *(f"{n}_{b}" for n in names for b in BANDS)]
     predictions = pd.concat(
         [e.predictions[[c for c in columns if c in e.predictions]].assign(fold=k) for k, e in parts], ignore_index=True

@@ -67,6 +67,8 @@ class GlobalMember:
     `fit` only checks that the panel fit ended before this ticker's test span; the forecasts come
     from the global model."""
 
+    fitted_on_panel = True  # scoring: no warning about this one ticker's few training windows
+
     def __init__(self, model, train_end: pd.Timestamp) -> None:
         self.model = model
         self.name = model.name
@@ -131,7 +133,9 @@ def evaluate_panel(
 ) -> PanelEvaluation:
     """Fit the global models once on the training rows of every ticker, then `evaluate` each ticker
     with those, fresh local models and persistence. A ticker with too little history is skipped
-    (listed with its reason); a ticker or global fit that fails with a StockrnnError is listed in
+    (listed with its reason); one with no row in the test span is not scored (listed) but its
+    training rows still train the global models, so that who trains depends on no row after the
+    test start; a ticker or global fit that fails with a StockrnnError is listed in
     `panel["failed"]` and the rest go on.
 
     Configs: `configs[name]` where given (keyed by panel model name: "lstm", "ridge_local", ...),
@@ -157,17 +161,22 @@ def evaluate_panel(
     test_end, train_start = _day(test_end, "test end"), _day(train_start, "train start")
     if test_end is not None and test_end < start:
         raise ConfigError(f"test end {test_end:%Y-%m-%d} is before the test start {start:%Y-%m-%d}")
+    if train_start is not None and train_start >= start:
+        raise ConfigError(f"train start {train_start:%Y-%m-%d} is not before the test start {start:%Y-%m-%d}")
     need = max(1 if n == "persistence" else c.window for n, c in configs.items()) + horizon
-    usable = panel.require_history(start, need, train_start, test_end, target)
-    if not usable:
+    trainable = panel.require_history(start, need, train_start, target)  # who trains: rows before the start only
+    if not trainable:
         raise ConfigError(f"{panel.source}: no ticker has {need} rows before the test start {start:%Y-%m-%d}")
+    usable = trainable.require_test_rows(start, test_end)  # who is scored
+    if not usable:
+        raise ConfigError(f"{panel.source}: no ticker has a row in the test span from {start:%Y-%m-%d}")
     train_end = start - pd.Timedelta(days=1)
     n_global = sum(n in GLOBAL_MODELS for n in names)
     total = len(usable) + n_global
     global_names = [n for n in names if n in GLOBAL_MODELS]
     if runner is not None and runner.jobs > 1 and len(global_names) > 1 and global_factory is make_global_model:
         fitted, failed = _fit_globals(
-            runner, usable, global_names, configs, (train_start, train_end), on_progress, stop, total
+            runner, trainable, global_names, configs, (train_start, train_end), on_progress, stop, total
         )
     else:
         failed, fitted = [], {}
@@ -175,7 +184,7 @@ def evaluate_panel(
             callback = None if on_epoch is None else on_epoch(name, configs[name])
             try:
                 fitted[name] = global_factory(name, configs[name]).fit_panel(
-                    usable, train_start, train_end, callback, stop, runner
+                    trainable, train_start, train_end, callback, stop, runner
                 )
             except StockrnnError as exc:
                 failed.append({"unit": f"{name} (global fit)", "error": str(exc)})
@@ -204,7 +213,7 @@ def evaluate_panel(
         "test_start": start.strftime("%Y-%m-%d"),
         "test_end": max((e.metrics["settings"]["test_end"] for e in evaluations.values()), default=None),
         "train_start": None if train_start is None else train_start.strftime("%Y-%m-%d"),
-        "train_end": train_end.strftime("%Y-%m-%d"),
+        "train_end": max(p.frame.loc[:train_end].index[-1] for p in trainable.values()).strftime("%Y-%m-%d"),
         "target": target,
         "horizon": horizon,
         "cost_bps": cost_bps,
@@ -305,14 +314,16 @@ def _error(message: str | None, error_type: str | None) -> str:
 
 
 def step_one(evaluations: Mapping[str, Evaluation], panel: Panel, target: str) -> pd.DataFrame:
-    """Every ticker's scored step-1 forecasts with the last close before each: `date, ticker,
-    last_close, actual, <model>...`; days whose target was repaired are left out, as in scoring."""
+    """Every ticker's scored step-1 forecasts with the last close before each (the last target price
+    in data without a close): `date, ticker, last_close, actual, <model>...`; days whose target was
+    repaired are left out, as in scoring."""
     parts = []
     for ticker, evaluation in evaluations.items():
         prices = panel[ticker]
         rows = evaluation.predictions[evaluation.predictions["step"] == 1]
         rows = rows[~rows["date"].isin(prices.repairs.changed_dates(target))]
-        close = prices.frame["close"].reindex(rows["origin"]).to_numpy()
+        base = "close" if "close" in prices.frame.columns else target  # as features.py without a close
+        close = prices.frame[base].reindex(rows["origin"]).to_numpy()
         parts.append(rows[["date", "actual", *evaluation.models]].assign(ticker=ticker, last_close=close))
     if not parts:
         return pd.DataFrame(columns=["date", "ticker", "last_close", "actual"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from .training import EpochCallback
 from .windows import WindowDataset, position, train_origins
 
 CALIBRATION_FRACTION = 0.1  # the tail that calibrates intervals when val_fraction is 0 (then in-sample)
+NO_CLOSE = "no close column: a global model measures its target against the close"
 
 
 @dataclass(frozen=True)
@@ -151,28 +153,39 @@ class GlobalForecaster:
         return PanelWindows(frames, skipped, cutoff, WindowDataset.panel(parts, c.window), fit, val)
 
     def _training_frames(self, panel: Mapping[str, Prices], train_start, train_end):
-        """{ticker: training rows} of the usable tickers, and [{ticker, reason}] of the others."""
+        """{ticker: training rows} of the usable tickers, and [{ticker, reason}] of the others.
+
+        The model's inputs are those most tickers have (ties: the longer list), so which tickers
+        train does not depend on the order of the files; a ticker with other inputs is skipped."""
         need = self.config.window + self.config.horizon
-        frames, skipped, names = {}, [], None
+        frames, skipped, inputs = {}, [], {}
         for ticker, prices in panel.items():
             try:
                 prices = as_prices(prices)
                 prices.column(self.config.target)
+                if "close" not in prices.frame.columns:
+                    raise ConfigError(NO_CLOSE)
                 frame = prices.frame.loc[train_start:train_end]
                 if len(frame) < need:
                     raise ConfigError(f"{len(frame)} training rows, one window needs {need}")
-                have = self.features_.raw(frame.iloc[:1])[1]
-                names = names or have
-                if have != names:
-                    raise ConfigError(f"inputs {have} differ from the panel's {names}")
             except (ConfigError, DataError) as exc:
                 skipped.append({"ticker": str(ticker), "reason": str(exc)})
                 continue
             frames[str(ticker)] = frame
+            inputs[str(ticker)] = tuple(self.features_.raw(frame.iloc[:1])[1])
         if not frames:
             reasons = "; ".join(f"{s['ticker']}: {s['reason']}" for s in skipped[:3])
             raise ConfigError(f"no ticker of the panel can be trained on ({reasons})")
-        self.names_ = names
+        counts = Counter(inputs.values())
+        names = max(counts, key=lambda have: (counts[have], len(have), have))
+        for ticker, have in inputs.items():
+            if have != names:
+                del frames[ticker]
+                reason = (
+                    f"inputs {list(have)} differ from the {list(names)} of {counts[names]} of {len(inputs)} tickers"
+                )
+                skipped.append({"ticker": ticker, "reason": reason})
+        self.names_ = list(names)
         return frames, skipped
 
     def _calibrate(self, frames: dict[str, pd.DataFrame], cutoff: pd.Timestamp | None) -> Calibration | None:
@@ -201,6 +214,8 @@ class GlobalForecaster:
         """A ticker seen in training: its training statistics; any other: see panel_features."""
         if prices.name in self.series_:
             return self.series_[prices.name]
+        if "close" not in prices.frame.columns:
+            raise ConfigError(f"{prices.source}: {NO_CLOSE}")
         rows = stats_rows(prices.frame, first_origin, self.train_end_)
         raw, names = self.features_.raw(rows)
         if names != self.names_:
@@ -244,7 +259,8 @@ class GlobalForecaster:
         return pd.DataFrame(columns, index=pd.DatetimeIndex(frame.index[origins], name="origin"))
 
     def predict(self, prices: Prices | pd.DataFrame, horizon: int = 1) -> pd.DataFrame:
-        """Forecasts for the next `horizon` weekdays after the last row of `prices`."""
+        """Forecasts for the next `horizon` weekdays after the last row of `prices`, which must reach
+        the training end (else the forecast is for days the model was trained on, for some ticker)."""
         self._check_fitted()
         if not 1 <= horizon <= self.config.horizon:
             raise ConfigError(
@@ -255,6 +271,11 @@ class GlobalForecaster:
         if len(frame) < self.config.window:
             raise ConfigError(
                 f"{prices.source}: {len(frame)} rows, the global {self.name} model needs {self.config.window}"
+            )
+        if frame.index[-1] < self.train_end_:
+            raise ConfigError(
+                f"{prices.source}: the data ends on {frame.index[-1]:%Y-%m-%d}, before the global {self.name} model's "
+                f"training end {self.train_end_:%Y-%m-%d}: forecast from data that reaches at least its training end"
             )
         origin = np.array([len(frame) - 1])
         values = self._forecast(frame, origin, self._stats_for(prices, len(frame) - 1))[:, :horizon]

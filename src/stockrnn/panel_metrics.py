@@ -44,7 +44,8 @@ def rank_ic(forecasts: pd.DataFrame, models: Sequence[str], min_tickers: int = M
     persistence of the high scores a positive IC too: read a model's IC against persistence's.
 
     `forecasts`: columns `date, ticker, last_close, actual, <model>...`. Index: the dates with at
-    least `min_tickers` tickers; a day where either side is constant across tickers gives NaN."""
+    least `min_tickers` tickers; a model's IC is NaN on a day where fewer than `min_tickers` of them
+    have its forecast (two points always correlate +-1), or where either side is constant."""
     realised = np.log(forecasts["actual"] / forecasts["last_close"])
     counts = forecasts.groupby("date")["ticker"].nunique()
     days = counts.index[counts >= min_tickers]
@@ -56,6 +57,8 @@ def rank_ic(forecasts: pd.DataFrame, models: Sequence[str], min_tickers: int = M
         predicted = np.log(forecasts[name] / forecasts["last_close"])
         pairs = pd.DataFrame({"date": forecasts["date"], "f": predicted, "r": realised}).dropna()
         pairs = pairs[pairs["date"].isin(days)]
+        usable = pairs.groupby("date")["f"].size()  # a day counts the tickers this model forecast
+        pairs = pairs[pairs["date"].isin(usable.index[usable >= min_tickers])]
         result[name] = _spearman_by_date(pairs).reindex(days)
     return pd.DataFrame(result, index=pd.DatetimeIndex(days, name="date"), columns=list(models))
 

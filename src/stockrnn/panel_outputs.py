@@ -4,7 +4,6 @@ and the panel figures, all in one atomic folder (all or nothing)."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -12,15 +11,11 @@ import matplotlib.pyplot as plt
 from .errors import ConfigError
 from .files import atomic_dir
 from .outputs import _clean, write_evaluation
+from .panel import ticker_folder
 from .panel_eval import PanelEvaluation
 from .panel_plots import rmse_figure, skill_figure
 from .report import ticker_href, write_report
 from .runners import LocalRunner, Unit, failures
-
-
-def ticker_folder(ticker: str) -> str:
-    """A ticker as a folder name ('BRK/B' -> 'BRK_B')."""
-    return re.sub(r"[^\w.\-^=]", "_", ticker).lstrip(".") or "ticker"
 
 
 def write_ticker(evaluation, folder: Path, report: bool, command: str | None) -> str:

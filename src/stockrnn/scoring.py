@@ -29,8 +29,9 @@ def train_windows(rows: int, model: Forecaster) -> int:
 
 
 def min_windows(model: Forecaster) -> int | None:
-    """The fewest training windows a fit of this kind is trusted on; None for persistence."""
-    if isinstance(model, Persistence):
+    """The fewest training windows a fit of this kind is trusted on; None for persistence and for a
+    global model (fitted on every ticker's windows: one ticker's count says nothing of its fit)."""
+    if isinstance(model, Persistence) or getattr(model, "fitted_on_panel", False):
         return None
     return MIN_RIDGE_WINDOWS if isinstance(model, RidgeForecaster) else MIN_NETWORK_WINDOWS
 

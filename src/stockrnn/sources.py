@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,8 @@ def read_source(source: str | Path | pd.DataFrame) -> RawTable:
         return read_yahoo(text[len("yahoo:") :].strip(), label=text)
     path = Path(text)
     if not path.exists():
+        if path.is_symlink():
+            raise DataError(f"{path}: a broken link (to {os.readlink(path)})")
         raise DataError(f"{path}: no such file (nor a built-in dataset: {', '.join(BUILTINS)})")
     if path.is_dir():
         raise DataError(f"{path}: is a folder; give one file (folders run per ticker through load_folder)")
@@ -80,12 +83,15 @@ def read_source(source: str | Path | pd.DataFrame) -> RawTable:
 
 
 def list_folder(path: Path) -> list[Path]:
-    """The CSV and Parquet files in `path`, sorted by name (hidden files skipped)."""
+    """The CSV and Parquet files in `path`, sorted by name (hidden files skipped); a broken link is
+    kept, so that reading it fails naming it instead of the ticker vanishing without a word."""
     try:
         files = sorted(
             p
             for p in path.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in TABLE_SUFFIXES
+            if (p.is_file() or (p.is_symlink() and not p.exists()))
+            and not p.name.startswith(".")
+            and p.suffix.lower() in TABLE_SUFFIXES
         )
     except OSError as exc:
         raise DataError(f"{path}: cannot list the folder ({exc.strerror or exc})") from None
