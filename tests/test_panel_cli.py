@@ -299,3 +299,32 @@ def test_an_output_folder_holding_other_files_is_refused_before_any_work(cli, fo
     for target in (".", ".."):
         code, _, err = evaluate(cli, folder, target)
         assert code == 2 and f"{target}: is the current folder or holds it" in err
+
+
+def test_an_output_that_is_or_holds_an_input_is_refused_before_it_is_replaced(cli, folder, tmp_path):
+    """An earlier output folder may be replaced, but not when the data or the model now lives in it,
+    and predict --out must not write over the data file or the model's folder."""
+    out = tmp_path / "out"
+    code, _, err = evaluate(cli, folder, out, "--models", "ridge_local")
+    assert code == 0, err
+    data = out / "mydata"  # the user keeps prices inside the earlier output
+    data.mkdir()
+    for ticker in TICKERS:
+        (data / f"{ticker}.csv").write_bytes((folder / f"{ticker}.csv").read_bytes())
+    code, _, err = evaluate(cli, data, out, "--models", "ridge_local")
+    assert code == 2 and f"{out}: holds the input {data} and would be replaced" in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in data.iterdir()) == [f"{t}.csv" for t in TICKERS]
+    one = data / "AAA.csv"
+    code, _, err = cli("fit", "--data", one, "--model", "ridge", "--window", "5", "--save", out, "--quiet")
+    assert code == 2 and "holds the input" in err and one.exists()
+    model = tmp_path / "model"
+    code, _, err = cli("fit", "--data", folder, "--model", "ridge", "--window", "5", "--save", model, "--quiet")
+    assert code == 0, err
+    before = one.read_bytes()
+    for target, kind in ((one, "is"), (model, "is"), (out, "holds")):
+        code, _, err = cli("predict", model, "--data", one, "--out", target)
+        assert code == 2 and f"{target}: {kind} the input" in err, (target, err)
+    assert one.read_bytes() == before and (model / "model.json").exists()
+    code, _, err = cli("predict", model, "--data", one, "--out", out / "forecast")  # beside the inputs: fine
+    assert code == 0, err

@@ -88,3 +88,14 @@ def output_folder(ctx: click.Context, param: click.Parameter, value: str | None)
 
         check_target(value)
     return value
+
+
+def out_folder(out: str | None, default: Path, *inputs: str | Path | None) -> Path:
+    """The output folder of a command, --out or its default, checked before the training: one
+    `atomic_dir` may replace (files.check_target), and neither one of the inputs nor holding one."""
+    from .files import check_apart, check_target
+
+    path = Path(out) if out else default
+    check_target(path)
+    check_apart(path, inputs)
+    return path

@@ -14,6 +14,7 @@ from .cli_common import (
     day,
     load_one,
     make_config,
+    out_folder,
     output_folder,
     set_threads,
     single_source_runner,
@@ -144,7 +145,7 @@ def run_evaluation(
     settings = {"preset": preset, "preset_file": options.get("preset_file"), "data": source}
     prices = load_prices(source, allow_gaps=allow_gaps)
     prices.column(target)
-    out = Path(out) if out else Path("runs") / f"{prices.name}-{target}"
+    out = out_folder(out, Path("runs") / f"{prices.name}-{target}", source)
     print_data(console, prices)
     evaluation = evaluate_one(prices, configs, spans, settings, quiet)
     write_evaluation(evaluation, out, report, command_line())
@@ -252,7 +253,7 @@ def backtest_command(
     console = output_console()
     prices = load_one(source, allow_gaps, "backtest takes")
     prices.column(target)
-    out = Path(out) if out else Path("runs") / f"backtest-{prices.name}-{target}"
+    out = out_folder(out, Path("runs") / f"backtest-{prices.name}-{target}", source)
     print_data(console, prices)
     started = time.perf_counter()
     progress = FoldProgress(quiet)

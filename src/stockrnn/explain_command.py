@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import output_folder
+from .cli_common import out_folder, output_folder
 from .options import ONE_SOURCE_HELP, allow_gaps_option
 
 
@@ -46,7 +46,7 @@ def explain_command(model_dir, source, day, member, out, allow_gaps) -> None:
         raise ConfigError(f"{source}: is a folder; explain takes one price file")
     prices = load_prices(source, allow_gaps=allow_gaps)
     explanation = explain(model, prices, day, member=member)
-    out = Path(out) if out else Path("runs") / "explain" / f"{prices.name}-{model.name}"
+    out = out_folder(out, Path("runs") / "explain" / f"{prices.name}-{model.name}", source, model_dir)
     png = png_bytes(explain_figure(explanation, f"{prices.name}: " + _title(explanation)))
     section = explain_section(explanation, png)
     with atomic_dir(out) as tmp:

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -88,6 +88,20 @@ def check_target(target: str | Path) -> Path:
         raise ConfigError(f"{shown}: exists and is not a folder")
     _check_replaceable(target, shown)
     return target
+
+
+def check_apart(target: str | Path, inputs: Iterable[str | Path | None]) -> None:
+    """Refuse an output that is one of `inputs` or holds one: writing it would replace them (a data
+    folder kept inside an earlier output folder, `predict --out` naming the model or the data file).
+    An input that is not a path on disk (the embedded dataset's name) cannot be hit."""
+    real = Path(os.path.abspath(target)).resolve()
+    for source in inputs:
+        if source is None or not Path(source).exists():
+            continue
+        path = Path(source).resolve()
+        if path == real or real in path.parents:
+            what = "is" if path == real else "holds"
+            raise ConfigError(f"{target}: {what} the input {source} and would be replaced; write the outputs elsewhere")
 
 
 def _check_replaceable(target: Path, shown: str | Path) -> None:

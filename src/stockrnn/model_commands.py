@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_common import command_line, day, load_one, make_config, output_folder, stop_token
+from .cli_common import command_line, day, load_one, make_config, out_folder, output_folder, stop_token
 from .config import MODELS, NETWORKS
-from .files import atomic_dir, atomic_file
+from .files import atomic_dir, atomic_file, check_apart
 from .options import ONE_SOURCE_HELP, allow_gaps_option, network_options, report_option, skip_bad_option
 from .progress import TrainingProgress, output_console
 
@@ -61,7 +61,7 @@ def fit_command(
     console = output_console()
     prices = load_one(source, allow_gaps)
     prices.column(target)
-    save_dir = Path(save_dir) if save_dir else Path("runs") / "models" / f"{prices.name}-{target}-{model_name}"
+    save_dir = out_folder(save_dir, Path("runs") / "models" / f"{prices.name}-{target}-{model_name}", source)
     print_data(console, prices)
     progress = TrainingProgress(quiet)
     callback = progress.callback(model_name, config) if model_name in NETWORKS else None
@@ -103,6 +103,8 @@ def predict_command(model_dir, source, horizon, out, allow_gaps, skip_bad, no_re
     from .forecaster import load
     from .tables import print_data, print_forecast
 
+    if out:
+        check_apart(out, [source, model_dir])  # --out over the data file or the model would replace it
     model = load(model_dir)
     if Path(str(source)).is_dir():
         from .panel_command import predict_panel

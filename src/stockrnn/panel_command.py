@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .cli_common import command_line, day, make_config, stop_token
+from .cli_common import command_line, day, make_config, out_folder, stop_token
 from .errors import ConfigError
 from .progress import PanelProgress, output_console
 
@@ -71,7 +71,7 @@ def run_panel(
         train_start=day(train_start, "--train-start"),
     )
     engine = make_panel_runner(runner, options["seed"])
-    out = Path(out) if out else Path("runs") / f"{Path(source).resolve().name}-{target}"
+    out = out_folder(out, Path("runs") / f"{Path(source).resolve().name}-{target}", source)
     console = output_console()
     started = time.perf_counter()
     progress = PanelProgress(quiet)
@@ -116,7 +116,7 @@ def backtest_folder(
     configs = {name: panel_config(name, preset, target, options) for name in names}
     days = day(test_start, "--test-start"), day(test_end, "--test-end"), day(train_start, "--train-start")
     engine = make_panel_runner(runner, options["seed"])
-    out = Path(out) if out else Path("runs") / f"backtest-{Path(source).resolve().name}-{target}"
+    out = out_folder(out, Path("runs") / f"backtest-{Path(source).resolve().name}-{target}", source)
     console = output_console()
     started = time.perf_counter()
     progress = PanelProgress(quiet)
@@ -151,11 +151,8 @@ def fit_panel(source, target, model_name, train_start, train_end, save_dir, allo
     preset = options.pop("preset", None)
     config = panel_config(model_name, preset, target, options)
     start, end = day(train_start, "--train-start"), day(train_end, "--train-end")
-    save_dir = (
-        Path(save_dir)
-        if save_dir
-        else Path("runs") / "models" / f"{Path(source).resolve().name}-{target}-global_{model_name}"
-    )  # noqa: E501
+    default = Path("runs") / "models" / f"{Path(source).resolve().name}-{target}-global_{model_name}"
+    save_dir = out_folder(save_dir, default, source)
     progress = PanelProgress(quiet)
     with progress:
         panel = load_panel(source, skip_bad=skip_bad, allow_gaps=allow_gaps, on_load=progress.loaded)
