@@ -11,6 +11,7 @@ import pytest
 
 from stockrnn import ConfigError, load_prices, make_forecaster, model_config
 from stockrnn.backtest import backtest, refit_positions
+from stockrnn.files import OUTPUT_MARK
 from stockrnn.forecaster import Forecaster
 
 from conftest import TINY, make_prices
@@ -162,7 +163,8 @@ def test_cli_backtest_writes_every_output(cli, prices, tmp_path):
                             "--horizon", "2", "--cost-bps", "10", "--out", out, "--quiet", *TINY_ARGS)  # fmt: skip
     assert code == 0, err
     assert {p.name for p in out.iterdir()} == {
-        "metrics.json", "predictions.csv", "forecast.png", "folds.png", "error_by_step.png", "report.html"
+        "metrics.json", "predictions.csv", "forecast.png", "folds.png", "error_by_step.png", "report.html",
+        OUTPUT_MARK,
     }  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert [f["fold"] for f in metrics["folds"]] == [1, 2]

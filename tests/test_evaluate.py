@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from stockrnn import ConfigError, DataError, evaluate, load, load_prices, make_forecaster, model_config
+from stockrnn.files import OUTPUT_MARK
 
 from conftest import TINY, make_prices
 
@@ -90,7 +91,7 @@ def test_save_and_load_predict_the_same(prices, tmp_path, name):
     model.fit(prices, train_end=prices.index[199])
     model.save(tmp_path / "model")
     files = {p.name for p in (tmp_path / "model").iterdir()}
-    assert files == ({"model.json", "weights.safetensors"} if name == "lstm" else {"model.json"})
+    assert files == ({"model.json", "weights.safetensors"} if name == "lstm" else {"model.json"}) | {OUTPUT_MARK}
     loaded = load(tmp_path / "model")
     pd.testing.assert_frame_equal(loaded.rolling(prices, prices.index[200]), model.rolling(prices, prices.index[200]))
 

@@ -11,6 +11,7 @@ import torch
 
 from stockrnn import ConfigError, make_forecaster, model_config
 from stockrnn.explain import GATES, explain, integrated_gradients, net_through, step_through
+from stockrnn.files import OUTPUT_MARK
 from stockrnn.models import RecurrentNet
 
 from conftest import TINY, make_prices
@@ -179,7 +180,7 @@ def test_cli_writes_the_files(cli, saved, tmp_path: Path, cell: str) -> None:
                                "--out", out)  # fmt: skip
     assert code == 0, stderr
     assert "gate" in stdout and "moves it most" in stdout
-    names = {"explain.png", "gates.csv", "attributions.csv", "explain_section.html", "report.html"}
+    names = {"explain.png", "gates.csv", "attributions.csv", "explain_section.html", "report.html", OUTPUT_MARK}
     assert {p.name for p in out.iterdir()} == names
     gates = pd.read_csv(out / "gates.csv", parse_dates=["date"])
     assert gates.columns.tolist() == ["date", "layer", "gate", "unit", "value"]

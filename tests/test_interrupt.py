@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from stockrnn import TrainingError, load_prices, make_forecaster, model_config
-from stockrnn.files import atomic_dir, atomic_file, clean_stale
+from stockrnn.files import MARK_TEXT, OUTPUT_MARK, atomic_dir, atomic_file, clean_stale
 from stockrnn.interrupt import StopToken, two_stage_ctrl_c
 from stockrnn.models import RecurrentNet
 from stockrnn.training import train
@@ -42,11 +42,11 @@ def hidden(parent: Path) -> list[str]:
 def test_atomic_dir_keeps_the_previous_output_when_writing_fails(tmp_path):
     target = tmp_path / "out"
     with atomic_dir(target) as tmp:
-        (tmp / "metrics.json").write_text("old")  # a name that marks a stockrnn output (files.OUTPUT_MARKERS)
+        (tmp / "metrics.json").write_text("old")
     with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
         (tmp / "metrics.json").write_text("new, half")
         raise RuntimeError("crash mid-write")
-    assert tree(target) == {"metrics.json": b"old"} and hidden(tmp_path) == []
+    assert tree(target) == {"metrics.json": b"old", OUTPUT_MARK: MARK_TEXT.encode()} and hidden(tmp_path) == []
 
 
 def test_atomic_file_keeps_the_previous_file_when_writing_fails(tmp_path):
@@ -206,7 +206,13 @@ def test_first_ctrl_c_stops_training_and_finishes_the_run_marked_interrupted(tmp
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["interrupted"] is True
     assert np.isfinite(metrics["models"]["lstm"]["rmse"])
-    assert {p.name for p in out.iterdir()} == {"metrics.json", "predictions.csv", "forecast.png", "report.html"}
+    assert {p.name for p in out.iterdir()} == {
+        "metrics.json",
+        "predictions.csv",
+        "forecast.png",
+        "report.html",
+        OUTPUT_MARK,
+    }
 
 
 def test_second_ctrl_c_exits_130_at_once_leaving_nothing(tmp_path):

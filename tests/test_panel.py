@@ -114,6 +114,11 @@ def test_require_history_moves_short_and_flat_tickers_to_skipped():
     after = trainable.require_test_rows(late)
     reason = {s["ticker"]: s["reason"] for s in after.skipped}["AAA"]
     assert "AAA" not in after and "no rows in the test span (data ends" in reason
+    gap = load_panel({"AAA": panel["AAA"].frame.drop(panel["AAA"].index[50:60])})  # rows before and after
+    reason = gap.require_test_rows(panel["AAA"].index[50], panel["AAA"].index[59]).skipped[0]["reason"]
+    assert reason == "no rows in the test span (a gap over the whole span): not scored"
+    with pytest.raises(TypeError):  # train start and target by name: a date in the target's place is an error
+        panel.require_history(test_start, 20, None, "2020-06-30")
 
 
 def test_duplicate_ticker_is_an_error(folder):

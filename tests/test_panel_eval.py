@@ -50,6 +50,9 @@ class PooledAR:
         self.fits.append({"tickers": list(panel), "last_seen": last_seen})
         return self
 
+    def cannot_forecast(self, prices):
+        return None  # any ticker with a target column
+
     def rolling(self, prices, start, end=None):
         if prices.name == self.fail_on:
             raise TrainingError(f"the {self.name} model gave a non-finite forecast on {prices.name}")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from stockrnn.files import OUTPUT_MARK
+
 from conftest import make_prices
 
 TINY_ARGS = ["--window", "5", "--layers", "1", "--units", "4", "--epochs", "2", "--batch-size", "16", "--quiet"]
@@ -45,7 +47,7 @@ def test_predict_into_a_folder_writes_forecast_and_report(cli, data, tmp_path):
     out = tmp_path / "next"
     code, _, err = cli("predict", model, "--data", data, "--horizon", "3", "--out", out)
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["forecast.csv", "report.html"]
+    assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARK, "forecast.csv", "report.html"]
     forecast = pd.read_csv(out / "forecast.csv")
     assert list(forecast.columns[:2]) == ["date", "forecast"] and len(forecast) == 3
     html = (out / "report.html").read_text()

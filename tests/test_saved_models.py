@@ -17,6 +17,7 @@ import torch
 
 import stockrnn
 from stockrnn import DataError, load, load_prices, make_forecaster, model_config
+from stockrnn.files import OUTPUT_MARK
 
 from conftest import TINY, make_prices
 
@@ -45,7 +46,9 @@ def saved(prices, tmp_path_factory) -> dict[str, tuple[stockrnn.Forecaster, Path
 def test_save_format(saved, name):
     model, directory = saved[name]
     files = {p.name for p in directory.iterdir()}
-    assert files == ({"model.json", "weights.safetensors"} if name in ("lstm", "gru") else {"model.json"})
+    assert files == ({"model.json", "weights.safetensors"} if name in ("lstm", "gru") else {"model.json"}) | {
+        OUTPUT_MARK
+    }
     state = json.loads((directory / "model.json").read_text())
     assert state["format_version"] == 1 and state["model"] == name
     assert state["config"]["target"] == "close" and state["config"]["horizon"] == 2
@@ -88,7 +91,7 @@ def test_saving_replaces_a_previous_model_whole(saved, prices, tmp_path):
     directory = tmp_path / "model"
     saved["lstm"][0].save(directory)
     saved["ridge"][0].save(directory)  # a ridge model over an LSTM: no stale weights file is left
-    assert {p.name for p in directory.iterdir()} == {"model.json"}
+    assert {p.name for p in directory.iterdir()} == {"model.json", OUTPUT_MARK}
     assert load(directory).name == "ridge"
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
 

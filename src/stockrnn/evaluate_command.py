@@ -145,7 +145,7 @@ def run_evaluation(
     settings = {"preset": preset, "preset_file": options.get("preset_file"), "data": source}
     prices = load_prices(source, allow_gaps=allow_gaps)
     prices.column(target)
-    out = out_folder(out, Path("runs") / f"{prices.name}-{target}", source)
+    out = out_folder(out, Path("runs") / f"{prices.name}-{target}", source, options.get("preset_file"))
     print_data(console, prices)
     evaluation = evaluate_one(prices, configs, spans, settings, quiet)
     write_evaluation(evaluation, out, report, command_line())
@@ -253,7 +253,7 @@ def backtest_command(
     console = output_console()
     prices = load_one(source, allow_gaps, "backtest takes")
     prices.column(target)
-    out = out_folder(out, Path("runs") / f"backtest-{prices.name}-{target}", source)
+    out = out_folder(out, Path("runs") / f"backtest-{prices.name}-{target}", source, options.get("preset_file"))
     print_data(console, prices)
     started = time.perf_counter()
     progress = FoldProgress(quiet)

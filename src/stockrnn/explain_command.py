@@ -45,8 +45,8 @@ def explain_command(model_dir, source, day, member, out, allow_gaps) -> None:
     if Path(str(source)).is_dir():
         raise ConfigError(f"{source}: is a folder; explain takes one price file")
     prices = load_prices(source, allow_gaps=allow_gaps)
-    explanation = explain(model, prices, day, member=member)
     out = out_folder(out, Path("runs") / "explain" / f"{prices.name}-{model.name}", source, model_dir)
+    explanation = explain(model, prices, day, member=member)
     png = png_bytes(explain_figure(explanation, f"{prices.name}: " + _title(explanation)))
     section = explain_section(explanation, png)
     with atomic_dir(out) as tmp:

@@ -21,18 +21,23 @@ from pathlib import Path
 from .errors import ConfigError
 from .interrupt import raise_if_aborted
 
-# A folder holding one of these at its top is one that stockrnn wrote (evaluate, backtest, a panel
-# run, fit --save, predict --out, explain), and may be replaced by the next run; any other folder
-# with files in it is the user's, and is never replaced.
-OUTPUT_MARKERS = ("metrics.json", "panel.json", "model.json", "forecast.csv", "gates.csv")
+# Every folder `atomic_dir` writes (evaluate, backtest, a panel run, fit --save, predict --out,
+# explain) holds this file at its top, and may be replaced whole by the next run; any other folder
+# with files in it is the user's and is never replaced. A file name of its own, not one of the
+# outputs' (metrics.json, forecast.csv, ...): a user's folder may hold one of those, hand-written or
+# written there by `predict --out FILE`.
+OUTPUT_MARK = ".stockrnn"
+DATA_SUFFIXES = (".csv", ".parquet", ".pq")  # the files a data folder is read from (sources.list_folder)
+MARK_TEXT = "Written by stockrnn. The next stockrnn run writing to this folder replaces it whole.\n"
 
 
 @contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside `target`; on success it replaces `target` in one rename.
 
-    `target` must be new, empty, or an earlier stockrnn output (`OUTPUT_MARKERS`): a folder of
-    other files (the input data, say) is refused, as is the current folder or one holding it."""
+    `target` must be new, empty, or an earlier stockrnn output (it holds `OUTPUT_MARK`, which this
+    writes): a folder of other files (the input data, say) is refused, as is the current folder or
+    one holding it."""
     shown, target = target, check_target(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -43,6 +48,8 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         raise ConfigError(f"{shown}: cannot write here ({_why(target, exc)})") from None
     try:
         yield tmp
+        (tmp / OUTPUT_MARK).write_text(MARK_TEXT)
+        os.chmod(tmp / OUTPUT_MARK, 0o666 & ~umask())
         raise_if_aborted()  # a second Ctrl-C: nothing is renamed into place
         old = None
         if target.exists():
@@ -84,8 +91,15 @@ def check_target(target: str | Path) -> Path:
     """The output folder `target` as an absolute path ("." and ".." named, not resolved), if
     `atomic_dir` may write it; else a ConfigError. Commands call it before any work."""
     shown, target = target, Path(os.path.abspath(target))
+    if target.is_symlink():  # renaming would replace the link, not the folder; a broken one fails late
+        raise ConfigError(f"{shown}: is a link; give the folder itself or a new one")
     if target.exists() and not target.is_dir():
         raise ConfigError(f"{shown}: exists and is not a folder")
+    parent = next(p for p in target.parents if p.exists())
+    if not parent.is_dir():
+        raise ConfigError(f"{shown}: cannot write here ({parent} is a file, not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{shown}: cannot write here ({parent} is not writable)")
     _check_replaceable(target, shown)
     return target
 
@@ -102,6 +116,11 @@ def check_apart(target: str | Path, inputs: Iterable[str | Path | None]) -> None
         if path == real or real in path.parents:
             what = "is" if path == real else "holds"
             raise ConfigError(f"{target}: {what} the input {source} and would be replaced; write the outputs elsewhere")
+        if path.is_dir() and real.parent == path and real.suffix.lower() in DATA_SUFFIXES:
+            raise ConfigError(
+                f"{target}: is in the data folder {source}, whose next load would read it as a ticker; "
+                "write the outputs elsewhere"
+            )
 
 
 def _check_replaceable(target: Path, shown: str | Path) -> None:
@@ -115,10 +134,11 @@ def _check_replaceable(target: Path, shown: str | Path) -> None:
         names = sorted(p.name for p in target.iterdir())
     except OSError as exc:
         raise ConfigError(f"{shown}: cannot read the folder ({exc.strerror or exc})") from None
-    if names and not any(marker in names for marker in OUTPUT_MARKERS):
+    if names and OUTPUT_MARK not in names:
         listed = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
         raise ConfigError(
-            f"{shown}: holds files stockrnn did not write ({listed}) and would be replaced; give a new or empty folder"
+            f"{shown}: holds files stockrnn did not write ({listed}) and no {OUTPUT_MARK} of an earlier "
+            "output; it would be replaced: give a new or empty folder (an older stockrnn's output: delete it)"
         )
 
 

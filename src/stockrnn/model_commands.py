@@ -61,7 +61,9 @@ def fit_command(
     console = output_console()
     prices = load_one(source, allow_gaps)
     prices.column(target)
-    save_dir = out_folder(save_dir, Path("runs") / "models" / f"{prices.name}-{target}-{model_name}", source)
+    save_dir = out_folder(
+        save_dir, Path("runs") / "models" / f"{prices.name}-{target}-{model_name}", source, options.get("preset_file")
+    )
     print_data(console, prices)
     progress = TrainingProgress(quiet)
     callback = progress.callback(model_name, config) if model_name in NETWORKS else None

@@ -56,6 +56,7 @@ class Panel(Mapping[str, Prices]):
         self,
         test_start: str | pd.Timestamp,
         need_rows: int,
+        *,
         train_start: str | pd.Timestamp | None = None,
         target: str | None = None,
     ) -> Panel:
@@ -86,6 +87,11 @@ class Panel(Mapping[str, Prices]):
                 skipped.append({"ticker": ticker, "reason": reason})
         return Panel(kept, skipped, self.source)
 
+    def without(self, reasons: Mapping[str, str]) -> Panel:
+        """A new panel without the tickers of `reasons` (ticker -> why), each moved to `skipped`."""
+        kept = {t: p for t, p in self.prices.items() if t not in reasons}
+        return Panel(kept, [*self.skipped, *({"ticker": t, "reason": r} for t, r in reasons.items())], self.source)
+
     def require_test_rows(self, test_start: str | pd.Timestamp, test_end: str | pd.Timestamp | None = None) -> Panel:
         """A new panel without the tickers that have no row from `test_start` to `test_end`, each moved
         to `skipped`: nothing to score (in a panel run their training rows still train the global
@@ -98,8 +104,15 @@ class Panel(Mapping[str, Prices]):
             if len(frame.loc[start:end]):
                 kept[ticker] = prices
                 continue
-            ends = f"data ends {frame.index[-1]:%Y-%m-%d}" if len(frame) else "no rows at all"
-            skipped.append({"ticker": ticker, "reason": f"no rows in the test span ({ends}): not scored"})
+            if not len(frame):
+                why = "no rows at all"
+            elif frame.index[-1] < start:
+                why = f"data ends {frame.index[-1]:%Y-%m-%d}"
+            elif end is not None and frame.index[0] > end:
+                why = f"data starts {frame.index[0]:%Y-%m-%d}"
+            else:
+                why = "a gap over the whole span"
+            skipped.append({"ticker": ticker, "reason": f"no rows in the test span ({why}): not scored"})
         return Panel(kept, skipped, self.source)
 
 

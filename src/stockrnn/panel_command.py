@@ -71,7 +71,7 @@ def run_panel(
         train_start=day(train_start, "--train-start"),
     )
     engine = make_panel_runner(runner, options["seed"])
-    out = out_folder(out, Path("runs") / f"{Path(source).resolve().name}-{target}", source)
+    out = out_folder(out, Path("runs") / f"{Path(source).resolve().name}-{target}", source, options.get("preset_file"))
     console = output_console()
     started = time.perf_counter()
     progress = PanelProgress(quiet)
@@ -116,7 +116,9 @@ def backtest_folder(
     configs = {name: panel_config(name, preset, target, options) for name in names}
     days = day(test_start, "--test-start"), day(test_end, "--test-end"), day(train_start, "--train-start")
     engine = make_panel_runner(runner, options["seed"])
-    out = out_folder(out, Path("runs") / f"backtest-{Path(source).resolve().name}-{target}", source)
+    out = out_folder(
+        out, Path("runs") / f"backtest-{Path(source).resolve().name}-{target}", source, options.get("preset_file")
+    )
     console = output_console()
     started = time.perf_counter()
     progress = PanelProgress(quiet)
@@ -152,7 +154,7 @@ def fit_panel(source, target, model_name, train_start, train_end, save_dir, allo
     config = panel_config(model_name, preset, target, options)
     start, end = day(train_start, "--train-start"), day(train_end, "--train-end")
     default = Path("runs") / "models" / f"{Path(source).resolve().name}-{target}-global_{model_name}"
-    save_dir = out_folder(save_dir, default, source)
+    save_dir = out_folder(save_dir, default, source, options.get("preset_file"))
     progress = PanelProgress(quiet)
     with progress:
         panel = load_panel(source, skip_bad=skip_bad, allow_gaps=allow_gaps, on_load=progress.loaded)
@@ -168,10 +170,12 @@ def fit_panel(source, target, model_name, train_start, train_end, save_dir, allo
     )
     for entry in [*panel.skipped, *f["skipped"]]:
         console.print(f"  skipped {entry['ticker']}: {entry['reason']}")
-    tables = [model.predict(panel[t], 1).assign(ticker=t) for t in list(panel)[:SHOWN] if t in model.series_]
+    # a ticker delisted before the training end trains the model but has no next day to forecast
+    current = [t for t in panel if t in model.series_ and panel[t].index[-1] >= model.train_end_]
+    tables = [model.predict(panel[t], 1).assign(ticker=t) for t in current[:SHOWN]]
     if tables:
         print_panel_forecast(console, forecast_table(tables), f"global {model_name} next-day forecast of {target}")
-    more = f" (forecasts of the first {SHOWN} shown)" if len(panel) > SHOWN else ""
+    more = f" (forecasts of the first {SHOWN} shown)" if len(current) > SHOWN else ""
     console.print(f"Saved the global {model_name} model in [bold]{save_dir}[/]{more}")
 
 

@@ -164,7 +164,8 @@ def evaluate_panel(
     if train_start is not None and train_start >= start:
         raise ConfigError(f"train start {train_start:%Y-%m-%d} is not before the test start {start:%Y-%m-%d}")
     need = max(1 if n == "persistence" else c.window for n, c in configs.items()) + horizon
-    trainable = panel.require_history(start, need, train_start, target)  # who trains: rows before the start only
+    # who trains: rows before the start only
+    trainable = panel.require_history(start, need, train_start=train_start, target=target)
     if not trainable:
         raise ConfigError(f"{panel.source}: no ticker has {need} rows before the test start {start:%Y-%m-%d}")
     usable = trainable.require_test_rows(start, test_end)  # who is scored
@@ -191,6 +192,8 @@ def evaluate_panel(
             if on_progress is not None:
                 on_progress(f"{name} (global)", done, total)
 
+    usable = _forecastable(usable, fitted)  # every model is scored on the same tickers
+    total = len(usable) + n_global
     shared = dict(
         panel=usable, names=names, configs=configs, fitted=fitted, train_end=train_end, stop=stop,
         spans=dict(test_start=start, test_end=test_end, train_start=train_start, cost_bps=cost_bps),
@@ -235,6 +238,19 @@ def evaluate_panel(
         "versions": versions(),
     }
     return PanelEvaluation(evaluations, summary, content, ic)
+
+
+def _forecastable(panel: Panel, fitted: Mapping[str, object]) -> Panel:
+    """The panel without the tickers a fitted global model cannot forecast (one it never saw, its fit
+    having skipped it for want of a close or of its inputs), each listed in `skipped` with why."""
+    reasons = {}
+    for ticker, prices in panel.items():
+        for name, model in fitted.items():
+            why = model.cannot_forecast(prices)
+            if why is not None:
+                reasons[ticker] = f"the global {name} model cannot forecast it ({why}): not scored"
+                break
+    return panel.without(reasons)
 
 
 def evaluate_ticker(shared: dict, ticker: str) -> Evaluation:

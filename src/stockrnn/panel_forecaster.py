@@ -210,6 +210,17 @@ class GlobalForecaster:
         return calibrate(np.concatenate(actual), np.concatenate(forecast), np.concatenate(scale), held_out=held_out)
 
     # -- forecasting --------------------------------------------------------------------------
+    def cannot_forecast(self, prices: Prices) -> str | None:
+        """Why this model cannot forecast `prices`, or None: a ticker it never saw needs a close and
+        the inputs the model was fitted on (a panel run leaves such a ticker out for every model)."""
+        if prices.name in self.series_:
+            return None
+        try:
+            self._stats_for(prices, len(prices.frame) - 1)
+        except ConfigError as exc:
+            return str(exc).removeprefix(f"{prices.source}: ")
+        return None
+
     def _stats_for(self, prices: Prices, first_origin: int) -> SeriesStats:
         """A ticker seen in training: its training statistics; any other: see panel_features."""
         if prices.name in self.series_:

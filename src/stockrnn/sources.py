@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .files import DATA_SUFFIXES
 
 BUILTINS = ("sp500", "nasdaq")
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 YAHOO_PIN = "yfinance==1.7.0"
 # File signatures of things people save under a .csv name by mistake.
 SIGNATURES = (
@@ -91,7 +91,7 @@ def list_folder(path: Path) -> list[Path]:
             for p in path.iterdir()
             if (p.is_file() or (p.is_symlink() and not p.exists()))
             and not p.name.startswith(".")
-            and p.suffix.lower() in TABLE_SUFFIXES
+            and p.suffix.lower() in DATA_SUFFIXES
         )
     except OSError as exc:
         raise DataError(f"{path}: cannot list the folder ({exc.strerror or exc})") from None
