@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stockrnn.files import OUTPUT_MARK
+from stockrnn.errors import ConfigError
+from stockrnn.files import OUTPUT_MARK, check_file_target, check_target
 from stockrnn.presets import write_preset_file
 
 from conftest import make_prices
@@ -46,9 +47,10 @@ def test_a_folder_is_replaced_only_when_it_holds_the_mark_of_an_earlier_output(c
     forecast.csv (one `predict --out FILE` wrote there) beside files that are not ours."""
     (folder / "forecast.csv").write_text("date,ticker,forecast\n")
     (folder / "metrics.json").write_text("{}")
+    (folder / ".stockrnn.txt").write_text("a name close to the mark is not the mark")
     before = contents(folder)
     code, _, err = evaluate(cli, folder / "AAA.csv", folder)
-    assert refused(code, err, f"{folder}: holds files stockrnn did not write (AAA.csv, BBB.csv, CCC.csv, ...)")
+    assert refused(code, err, f"{folder}: holds files (.stockrnn.txt, AAA.csv, BBB.csv, ...) but no {OUTPUT_MARK} mark")
     assert contents(folder) == before
     out = tmp_path / "out"
     code, _, err = evaluate(cli, folder / "AAA.csv", out)
@@ -56,10 +58,12 @@ def test_a_folder_is_replaced_only_when_it_holds_the_mark_of_an_earlier_output(c
     assert (out / OUTPUT_MARK).is_file() and "stockrnn" in (out / OUTPUT_MARK).read_text()
     (out / "metrics.json").write_text("older")
     code, _, err = evaluate(cli, folder / "AAA.csv", out)  # an earlier output: replaced whole
-    assert code == 0, err and json.loads((out / "metrics.json").read_text())["models"]
+    assert code == 0, err
+    assert json.loads((out / "metrics.json").read_text())["models"]
     (out / OUTPUT_MARK).unlink()  # without its mark it is a folder like any other
     code, _, err = evaluate(cli, folder / "AAA.csv", out)
-    assert refused(code, err, f"no {OUTPUT_MARK} of an earlier output")
+    assert refused(code, err, f"{out}: holds files (forecast.png, metrics.json, predictions.csv) but no {OUTPUT_MARK}")
+    assert "an older stockrnn's output: delete it" in err
 
 
 def test_a_link_or_a_file_on_the_way_is_refused_before_any_training(cli, folder, tmp_path):
@@ -71,6 +75,11 @@ def test_a_link_or_a_file_on_the_way_is_refused_before_any_training(cli, folder,
     code, out, err = evaluate(cli, folder / "AAA.csv", below)
     assert refused(code, err, f"{below}: cannot write here ({folder / 'AAA.csv'} is a file, not a folder)")
     assert out == ""  # not even the data table: nothing was loaded or trained
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    code, out, err = evaluate(cli, folder / "AAA.csv", tmp_path / "gone" / "x")
+    assert refused(code, err, f"cannot write here ({tmp_path / 'gone'} is a broken link)") and out == ""
+    code, _, err = evaluate(cli, folder / "AAA.csv", "")
+    assert refused(code, err, "an output path is empty")
 
 
 def test_a_preset_file_inside_the_output_folder_is_an_input_too(cli, folder, tmp_path):
@@ -91,7 +100,18 @@ def test_predict_does_not_write_a_table_into_the_data_folder_it_reads(cli, folde
     code, _, err = cli("predict", model, "--data", folder, "--out", target)
     assert refused(code, err, f"{target}: is in the data folder {folder}, whose next load would read it as a ticker")
     assert not target.exists()
-    code, _, err = cli("predict", model, "--data", folder, "--out", tmp_path / "forecast.csv")
+    table = tmp_path / "forecast.csv"
+    for _ in range(2):  # a forecast it wrote is replaced
+        code, _, err = cli("predict", model, "--data", folder, "--out", table)
+        assert code == 0, err
+    code, _, err = cli("predict", model, "--data", folder, "--out", folder / ".hidden.csv")  # never read as a ticker
+    assert code == 0, err
+    other = tmp_path / "BBB.csv"  # an existing file it did not write (another ticker's data, say) is kept
+    other.write_bytes((folder / "BBB.csv").read_bytes())
+    code, _, err = cli("predict", model, "--data", folder / "AAA.csv", "--out", other)
+    assert refused(code, err, f"{other}: exists and is not a forecast stockrnn wrote (it begins 'Date,")
+    assert other.read_bytes() == (folder / "BBB.csv").read_bytes()
+    code, _, err = cli("predict", model, "--data", folder / "AAA.csv", "--out", model / "f.csv")  # not a data folder
     assert code == 0, err
 
 
@@ -114,3 +134,24 @@ def test_a_ticker_a_global_model_cannot_forecast_is_skipped_with_why_and_the_run
     assert panel["failed"] == [] and panel["models"]["ridge"]["tickers"] == 4
     (entry,) = [s for s in panel["skipped"] if s["ticker"] == "NOC"]
     assert entry["reason"].startswith("the global ridge model cannot forecast it (no close column")
+    only = tmp_path / "only"  # when no ticker is left to score, that is an error, not an empty success
+    only.mkdir()
+    for ticker in TICKERS:
+        make_prices(195, seed=1).to_csv(only / f"{ticker}.csv")  # these end before the test start
+    (only / "NOC.csv").write_bytes((folder / "NOC.csv").read_bytes())
+    code, _, err = evaluate(cli, only, tmp_path / "out2", "ridge,ridge_local")
+    assert refused(code, err, "no ticker left to score (NOC: the global ridge model cannot forecast it")
+    assert not (tmp_path / "out2").exists()
+
+
+def test_a_folder_on_the_way_that_cannot_be_searched_is_a_config_error(tmp_path, monkeypatch):
+    """pathlib raises PermissionError for a path under a folder the user cannot search (not testable
+    with real permissions as root, so the stat call is made to fail)."""
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_symlink", denied)
+    for check in (lambda: check_target(tmp_path / "x"), lambda: check_file_target(tmp_path / "x.csv", tmp_path, ())):
+        with pytest.raises(ConfigError, match=r"x(\.csv)?: cannot write here \(Permission denied\)"):
+            check()

@@ -278,13 +278,13 @@ def test_an_output_folder_holding_other_files_is_refused_before_any_work(cli, fo
     """--out or --save would replace the folder: never one of the user's files (the data, say)."""
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     code, _, err = evaluate(cli, folder, folder)  # --out is the data folder
-    assert code == 2 and "holds files stockrnn did not write (AAA.csv, BBB.csv, CCC.csv, ...)" in err
+    assert code == 2 and "holds files (AAA.csv, BBB.csv, CCC.csv, ...) but no .stockrnn mark" in err
     assert len(err.strip().splitlines()) == 1 and {p.name: p.read_bytes() for p in folder.iterdir()} == before
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     code, _, err = cli("fit", "--data", folder, "--model", "ridge", "--save", mine, "--quiet")
-    assert code == 2 and "mine: holds files stockrnn did not write (notes.txt)" in err
+    assert code == 2 and "mine: holds files (notes.txt) but no .stockrnn mark" in err
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     out = tmp_path / "out"  # an earlier output, and an empty folder, are replaced
     (tmp_path / "empty").mkdir()

@@ -67,9 +67,9 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
 def atomic_file(target: str | Path) -> Iterator[Path]:
     """Yield a temporary file path beside `target`; on success it replaces `target` (os.replace)."""
     target = Path(target)
-    if target.is_dir():
-        raise ConfigError(f"{target}: is a folder, not a file name")
     try:
+        if target.is_dir():
+            raise ConfigError(f"{target}: is a folder, not a file name")
         target.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(target)
         handle, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent)
@@ -90,17 +90,46 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
 def check_target(target: str | Path) -> Path:
     """The output folder `target` as an absolute path ("." and ".." named, not resolved), if
     `atomic_dir` may write it; else a ConfigError. Commands call it before any work."""
-    shown, target = target, Path(os.path.abspath(target))
-    if target.is_symlink():  # renaming would replace the link, not the folder; a broken one fails late
-        raise ConfigError(f"{shown}: is a link; give the folder itself or a new one")
-    if target.exists() and not target.is_dir():
-        raise ConfigError(f"{shown}: exists and is not a folder")
-    parent = next(p for p in target.parents if p.exists())
-    if not parent.is_dir():
-        raise ConfigError(f"{shown}: cannot write here ({parent} is a file, not a folder)")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{shown}: cannot write here ({parent} is not writable)")
-    _check_replaceable(target, shown)
+    shown, target = target, _absolute(target)
+    try:
+        if target.is_symlink():  # renaming would replace the link, not the folder; a broken one fails late
+            raise ConfigError(f"{shown}: is a link; give the folder itself or a new one")
+        if target.exists() and not target.is_dir():
+            raise ConfigError(f"{shown}: exists and is not a folder")
+        _check_parents(target, shown)
+        _check_replaceable(target, shown)
+    except OSError as exc:  # a folder on the way that cannot be searched
+        raise ConfigError(f"{shown}: cannot write here ({exc.strerror or exc})") from None
+    return target
+
+
+def check_file_target(target: str | Path, data: str | Path, headers: tuple[str, ...]) -> Path:
+    """The output file `target` (`predict --out FILE.csv`) as an absolute path, if writing it loses
+    nothing: a new file or an earlier output (its first line starts with one of `headers`), not a
+    link, and not a table inside the data folder `data`, whose next load would read it as a ticker."""
+    shown, target = target, _absolute(target)
+    try:
+        if target.is_symlink():
+            raise ConfigError(f"{shown}: is a link; give the file itself or a new one")
+        if target.is_dir():
+            raise ConfigError(f"{shown}: is a folder, not a file name")
+        _check_parents(target, shown)
+        if target.exists():
+            with open(target, encoding="utf-8", errors="replace") as handle:
+                first = handle.readline(200)
+            if not first.startswith(headers):
+                raise ConfigError(
+                    f"{shown}: exists and is not a forecast stockrnn wrote (it begins {first.strip()[:40]!r}); "
+                    "give a new file name"
+                )
+        folder = Path(data)
+        inside = folder.is_dir() and target.resolve().parent == folder.resolve()
+        if inside and target.suffix.lower() in DATA_SUFFIXES and not target.name.startswith("."):
+            raise ConfigError(
+                f"{shown}: is in the data folder {data}, whose next load would read it as a ticker; write it elsewhere"
+            )
+    except OSError as exc:
+        raise ConfigError(f"{shown}: cannot write here ({exc.strerror or exc})") from None
     return target
 
 
@@ -108,7 +137,7 @@ def check_apart(target: str | Path, inputs: Iterable[str | Path | None]) -> None
     """Refuse an output that is one of `inputs` or holds one: writing it would replace them (a data
     folder kept inside an earlier output folder, `predict --out` naming the model or the data file).
     An input that is not a path on disk (the embedded dataset's name) cannot be hit."""
-    real = Path(os.path.abspath(target)).resolve()
+    real = _absolute(target).resolve()
     for source in inputs:
         if source is None or not Path(source).exists():
             continue
@@ -116,11 +145,25 @@ def check_apart(target: str | Path, inputs: Iterable[str | Path | None]) -> None
         if path == real or real in path.parents:
             what = "is" if path == real else "holds"
             raise ConfigError(f"{target}: {what} the input {source} and would be replaced; write the outputs elsewhere")
-        if path.is_dir() and real.parent == path and real.suffix.lower() in DATA_SUFFIXES:
-            raise ConfigError(
-                f"{target}: is in the data folder {source}, whose next load would read it as a ticker; "
-                "write the outputs elsewhere"
-            )
+
+
+def _absolute(target: str | Path) -> Path:
+    if not str(target).strip():
+        raise ConfigError("an output path is empty")
+    return Path(os.path.abspath(target))
+
+
+def _check_parents(target: Path, shown: str | Path) -> None:
+    """The folders above `target` must lead, through no broken link and no file, to a writable one."""
+    for parent in target.parents:
+        if parent.is_symlink() and not parent.exists():
+            raise ConfigError(f"{shown}: cannot write here ({parent} is a broken link)")
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{shown}: cannot write here ({parent} is a file, not a folder)")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ConfigError(f"{shown}: cannot write here ({parent} is not writable)")
+            return
 
 
 def _check_replaceable(target: Path, shown: str | Path) -> None:
@@ -137,8 +180,8 @@ def _check_replaceable(target: Path, shown: str | Path) -> None:
     if names and OUTPUT_MARK not in names:
         listed = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
         raise ConfigError(
-            f"{shown}: holds files stockrnn did not write ({listed}) and no {OUTPUT_MARK} of an earlier "
-            "output; it would be replaced: give a new or empty folder (an older stockrnn's output: delete it)"
+            f"{shown}: holds files ({listed}) but no {OUTPUT_MARK} mark of a stockrnn output, and would be "
+            "replaced: give a new or empty folder (an older stockrnn's output: delete it)"
         )
 
 

@@ -11,13 +11,16 @@ import click
 
 from .cli_common import command_line, day, load_one, make_config, out_folder, output_folder, stop_token
 from .config import MODELS, NETWORKS
-from .files import atomic_dir, atomic_file, check_apart
+from .files import atomic_dir, atomic_file, check_apart, check_file_target
 from .options import ONE_SOURCE_HELP, allow_gaps_option, network_options, report_option, skip_bad_option
 from .progress import TrainingProgress, output_console
 
 if TYPE_CHECKING:
     from .data import Prices
 
+# The first line of a forecast table predict writes (one ticker; a panel): an existing --out FILE.csv
+# that starts otherwise is the user's, and is not overwritten.
+FORECAST_HEADERS = ("date,forecast", "date,ticker,forecast")
 FOLDER_HELP = " A folder (one ticker per file) with a global model (lstm, gru, ridge)."
 
 
@@ -107,6 +110,8 @@ def predict_command(model_dir, source, horizon, out, allow_gaps, skip_bad, no_re
 
     if out:
         check_apart(out, [source, model_dir])  # --out over the data file or the model would replace it
+    if out and str(out).lower().endswith(".csv"):
+        check_file_target(out, source, FORECAST_HEADERS)
     model = load(model_dir)
     if Path(str(source)).is_dir():
         from .panel_command import predict_panel

@@ -193,6 +193,9 @@ def evaluate_panel(
                 on_progress(f"{name} (global)", done, total)
 
     usable = _forecastable(usable, fitted)  # every model is scored on the same tickers
+    if not usable:
+        last = usable.skipped[-1]
+        raise ConfigError(f"{panel.source}: no ticker left to score ({last['ticker']}: {last['reason']})")
     total = len(usable) + n_global
     shared = dict(
         panel=usable, names=names, configs=configs, fitted=fitted, train_end=train_end, stop=stop,
