@@ -16,6 +16,8 @@ TATA = SHARED / "nse" / "NSE-TATAGLOBAL.csv"
 needs_shared = pytest.mark.skipif(not IBM.exists(), reason=f"shared price data not found at {SHARED}")
 
 # Small enough to train in well under a second.
+# What a single-file evaluate writes (with its report).
+EVALUATE_FILES = {"metrics.json", "predictions.csv", "forecast.png", "report.html", ".stockrnn"}
 TINY = dict(window=5, layers=1, units=4, dropout=0.0, epochs=2, batch_size=16)
 
 
@@ -68,6 +70,17 @@ def csv_file(tmp_path: Path, prices_frame: pd.DataFrame) -> Path:
     path = tmp_path / "TEST.csv"
     prices_frame.round(4).to_csv(path)
     return path
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A folder of four tickers' price files (AAA .. DDD), 300 weekdays from 2020-01-01 (a test
+    module may define its own `folder`)."""
+    folder = tmp_path / "panel"
+    folder.mkdir()
+    for i, ticker in enumerate(("AAA", "BBB", "CCC", "DDD")):
+        make_prices(300, seed=10 + i).to_csv(folder / f"{ticker}.csv")
+    return folder
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
-from stockrnn.files import OUTPUT_MARK
-
-from conftest import assert_clean_failure, make_prices
+from conftest import EVALUATE_FILES, assert_clean_failure, make_prices
 
 TINY_ARGS = ["--window", "5", "--layers", "1", "--units", "4", "--epochs", "2", "--quiet"]
 HEADER = "Date,Open,High,Low,Close,Volume\n"
@@ -119,13 +117,7 @@ def test_evaluate_end_to_end_on_builtin_slice(cli, tmp_path):
         "--out", out, *TINY_ARGS, "--seed", "3",
     )  # fmt: skip
     assert code == 0, err
-    assert {p.name for p in out.iterdir()} == {
-        "metrics.json",
-        "predictions.csv",
-        "forecast.png",
-        "report.html",
-        OUTPUT_MARK,
-    }
+    assert {p.name for p in out.iterdir()} == EVALUATE_FILES
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) >= {"models", "data", "settings", "versions"}
     assert list(metrics["models"]) == ["lstm", "gru", "persistence", "ridge"]

@@ -20,15 +20,6 @@ TICKERS = ("AAA", "BBB", "CCC", "DDD")
 TEST_START = f"{pd.bdate_range('2020-01-01', periods=300)[200]:%Y-%m-%d}"
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "panel"
-    folder.mkdir()
-    for i, ticker in enumerate(TICKERS):
-        make_prices(300, seed=10 + i).to_csv(folder / f"{ticker}.csv")
-    return folder
-
-
 def evaluate(cli, data: Path, out: Path, models: str = "ridge"):
     return cli("evaluate", "--data", data, "--test-start", TEST_START, "--models", models, "--window", "5",
                "--out", out, "--quiet", "--no-report")  # fmt: skip

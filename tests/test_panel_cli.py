@@ -24,15 +24,6 @@ TINY_ARGS = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
 MODELS = "ridge,ridge_local,lstm_local,persistence"
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "panel"
-    folder.mkdir()
-    for i, ticker in enumerate(TICKERS):
-        make_prices(300, seed=10 + i).to_csv(folder / f"{ticker}.csv")
-    return folder
-
-
 def evaluate(cli, folder: Path, out: Path, *extra):
     return cli("evaluate", "--data", folder, "--test-start", TEST_START, "--models", MODELS, "--out", out,
                "--quiet", "--no-report", *TINY_ARGS, *extra)  # fmt: skip
