@@ -98,11 +98,10 @@ class Panel(Mapping[str, Prices]):
         models, as a ticker delisted later was there to learn from)."""
         start = pd.Timestamp(test_start)
         end = None if test_end is None else pd.Timestamp(test_end)
-        kept, skipped = {}, list(self.skipped)
+        reasons = {}
         for ticker, prices in self.prices.items():
             frame = prices.frame
             if len(frame.loc[start:end]):
-                kept[ticker] = prices
                 continue
             if not len(frame):
                 why = "no rows at all"
@@ -112,8 +111,8 @@ class Panel(Mapping[str, Prices]):
                 why = f"data starts {frame.index[0]:%Y-%m-%d}"
             else:
                 why = "a gap over the whole span"
-            skipped.append({"ticker": ticker, "reason": f"no rows in the test span ({why}): not scored"})
-        return Panel(kept, skipped, self.source)
+            reasons[ticker] = f"no rows in the test span ({why}): not scored"
+        return self.without(reasons)
 
 
 def load_panel(
