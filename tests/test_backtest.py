@@ -144,9 +144,12 @@ def test_multi_step_backtest_keeps_each_forecast_with_the_fold_that_made_it(pric
         (dict(window_mode="rolling"), "needs --train-days"),
         (dict(window_mode="sideways"), "--window-mode must be"),
         (dict(window_mode="rolling", train_days=3), "too few training rows"),
+        (dict(train_start="after"), "the train start .* is not before the test start"),
     ],
 )
 def test_bad_settings(prices, kwargs, message):
+    if kwargs.get("train_start") == "after":
+        kwargs = {"train_start": prices.index[TEST_START + 5]}
     with pytest.raises(ConfigError, match=message):
         backtest(prices, ["ridge"], test_start=prices.index[TEST_START], **kwargs)
 

@@ -209,6 +209,9 @@ def test_close_only_file_is_still_validated(tmp_path):
 def test_a_file_without_a_price_column(tmp_path):
     with pytest.raises(DataError, match=r"no price column \(expected Close.*columns: date, volume\)"):
         load_prices(write(tmp_path, "Date,Volume\n2020-01-02,10\n"))
+    forecast = "date,forecast,lo80,hi80,lo95,hi95\n2020-01-02,10,9,11,8,12\n"
+    with pytest.raises(DataError, match="a forecast stockrnn predict wrote\\? keep it out of the data folder$"):
+        load_prices(write(tmp_path, forecast, "next.csv"))
 
 
 def test_high_low_close_without_open_is_widened_around_the_close(tmp_path):

@@ -214,3 +214,13 @@ def test_cli_errors_are_one_line(cli, saved, tmp_path: Path, args: tuple, messag
     assert code == 2
     assert stderr.count("\n") == 1 and message in stderr
     assert not out.exists()
+
+
+def test_data_lacking_an_input_column_is_named_with_its_file(cli, saved, tmp_path: Path) -> None:
+    _, dirs = saved
+    data = tmp_path / "NOVOL.csv"
+    PRICES.drop(columns="Volume").round(4).to_csv(data)
+    code, _, stderr = cli("explain", dirs["lstm"], "--data", data, "--out", tmp_path / "out")
+    assert code == 2 and stderr.count("\n") == 1
+    assert f"{data}: the lstm model was trained on inputs the data cannot give: volume" in stderr
+    assert not (tmp_path / "out").exists()

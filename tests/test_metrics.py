@@ -156,3 +156,12 @@ def test_a_step_with_no_scored_day_gives_empty_scores_without_warnings():
         warnings.simplefilter("error")  # NumPy's "Mean of empty slice" would raise here
         scores = score(empty, empty, empty, empty)
     assert scores["n"] == 0 and math.isnan(scores["rmse"]) and scores["direction_accuracy"] is None
+
+
+def test_under_three_scored_days_nothing_is_judged():
+    """A step past the test's end scores no day: its lag check is null, as its errors are."""
+    empty = score(np.array([]), np.array([]), np.array([]), np.array([]))
+    assert empty["n"] == 0 and empty["follows_price"] is None and empty["best_lag"] is None
+    two = np.array([1.0, 2.0])
+    assert follows_price(two, two, np.array([0.5, 1.0])) is None
+    assert follows_price(np.array([1.0, 2.0, 3.0]), np.array([0.5, 1.0, 2.0]), np.array([0.5, 1.0, 2.0])) is True

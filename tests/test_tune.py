@@ -191,11 +191,11 @@ def test_ctrl_c_ends_the_running_trial_keeps_the_study_and_resume_redoes_it(pric
         return run_trial(params, spec, report, stop)
 
     monkeypatch.setattr(tune_module, "run_trial", interrupted_second)
-    stopped = search(price_file, tmp_path / "study", 3, stop=stop)
-    assert [t["state"] for t in stopped.trials] == ["complete", "fail"]
-    assert stopped.study["interrupted"] and stopped.study["finished"] == 1 and stopped.study["stopped"] == 1
+    stopped = search(price_file, tmp_path / "study", 3, stop=stop)  # one batch of 3: the third never starts
+    assert [t["state"] for t in stopped.trials] == ["complete", "fail", "fail"] and len(calls) == 2
+    assert stopped.study["interrupted"] and stopped.study["finished"] == 1 and stopped.study["stopped"] == 2
     resumed = search(price_file, tmp_path / "study", 3, resume=True)
-    assert [t["state"] for t in resumed.trials] == ["complete", "fail", "complete", "complete"]
+    assert [t["state"] for t in resumed.trials] == ["complete", "fail", "fail", "complete", "complete"]
     assert resumed.trials[0] == stopped.trials[0]
 
 
@@ -229,6 +229,10 @@ def test_the_tuned_preset_file_round_trip(price_file, tmp_path):
         ({"format": "stockrnn-preset", "version": 9, "settings": {}}, "preset version 9"),
         ({"format": "stockrnn-preset", "version": 1}, "no 'settings' object"),
         ([1, 2], "a JSON object, not list"),
+        ({"lr": float("inf")}, "setting 'lr' must be a finite number, not Infinity"),
+        ({"dropout": float("nan")}, "setting 'dropout' must be a finite number, not NaN"),
+        ({"horizon": 3}, "'horizon' is a setting of the run, not of the model: give --horizon instead"),
+        ({"target": "low"}, "give --target instead"),
     ],
 )
 def test_a_bad_preset_file_is_one_line_naming_the_file_and_key(tmp_path, content, message):
@@ -280,9 +284,24 @@ def test_parallel_trials_in_worker_processes_equal_the_same_batches_in_this_proc
     assert local.trials[0]["params"] != local.trials[1]["params"]  # asked together, yet different
 
 
+def test_the_trials_depend_on_the_batch_and_never_on_the_number_of_jobs(price_file, tmp_path, monkeypatch):
+    """12 trials: past TPE's 10 random start-up trials the proposals depend on which trials were told
+    when they were asked. Batches of 4 give the same trials with one job and with two (before, a
+    batch was --jobs trials); batches of one give others, so the comparison can fail."""
+    one_job = search(price_file, tmp_path / "one", 12)
+    monkeypatch.setattr(tune_module, "make_runner", lambda *args: SequentialRunner(jobs=2))
+    two_jobs = search(price_file, tmp_path / "two", 12, jobs=2)
+    monkeypatch.undo()
+    one_at_a_time = search(price_file, tmp_path / "single", 12, batch=1)
+    assert two_jobs.trials == one_job.trials
+    assert one_at_a_time.trials[:10] == one_job.trials[:10]  # the start-up: random, seeded
+    assert one_at_a_time.trials[10:] != one_job.trials[10:]
+    assert one_job.study["batch"] == 4 and one_at_a_time.study["batch"] == 1
+
+
 def test_the_next_batch_is_asked_after_the_last_one_is_told(price_file, tmp_path, monkeypatch):
     monkeypatch.setattr(tune_module, "make_runner", lambda *args: SequentialRunner(jobs=2))
-    result = search(price_file, tmp_path / "study", 3, jobs=2)
+    result = search(price_file, tmp_path / "study", 3, jobs=2, batch=2)
     assert len(result.trials) == 3  # batches of 2 and 1: never more than --trials
     trials = optuna.load_study(study_name="stockrnn", storage=journal(tmp_path / "study" / "study.log")).trials
     assert trials[1].datetime_start < trials[0].datetime_complete  # 0 and 1 asked together
@@ -327,7 +346,7 @@ class StoppedRunner:
 def test_a_second_ctrl_c_tells_the_finished_trials_marks_the_rest_and_resume_goes_on(price_file, tmp_path, monkeypatch):
     monkeypatch.setattr(tune_module, "make_runner", lambda *args: StoppedRunner())
     with pytest.raises(RunInterrupted):
-        search(price_file, tmp_path / "study", 4, jobs=2)
+        search(price_file, tmp_path / "study", 4, jobs=2, batch=2)
     path = tmp_path / "study" / "study.log"
     trials = optuna.load_study(study_name="stockrnn", storage=journal(path)).trials
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]
@@ -347,9 +366,8 @@ def test_a_trial_with_bad_input_in_a_batch_ends_the_search_after_telling_the_oth
         return run_trial(params, spec, report, stop)
 
     monkeypatch.setattr(tune_module, "run_trial", bad_first)
-    monkeypatch.setattr(tune_module, "make_runner", lambda *args: SequentialRunner(jobs=2))  # batches of 2, here
     with pytest.raises(ConfigError, match="does not move"):
-        search(price_file, tmp_path / "study", 4)
+        search(price_file, tmp_path / "study", 4, batch=2)
     trials = optuna.load_study(study_name="stockrnn", storage=journal(tmp_path / "study" / "study.log")).trials
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"] and len(calls) == 2  # no retry of bad input
     assert trials[0].user_attrs["error"].startswith("ConfigError: P.csv: the target does not move")
@@ -384,3 +402,56 @@ def test_cli_tune_passes_the_engine_options_to_the_runner(price_file, tmp_path, 
     assert code == 0, err
     assert asked == [("local", 2, 2, None, 5)]  # engine, jobs, threads, address, seed
     assert "of the study's 2 (2 complete" in stdout
+
+
+def test_the_command_line_asks_in_the_batches_of_the_api():
+    from stockrnn.tune_command import tune_command
+
+    assert next(p for p in tune_command.params if p.name == "batch").default == tune_module.BATCH
+
+
+def test_the_study_folder_follows_the_output_rules(price_file, tmp_path):
+    """A study is written only into a new, empty or stockrnn folder (it gets the mark), never over a
+    user's files nor into the data's own folder; a refused run leaves the folder as it was."""
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "best.json").write_text('{"my": "own file"}')
+    with pytest.raises(ConfigError, match="no .stockrnn mark"):
+        search(price_file, user, 1)
+    assert sorted(p.name for p in user.iterdir()) == ["best.json"]
+    with pytest.raises(ConfigError, match="holds the input"):
+        search(price_file, tmp_path, 1)  # the folder the data file is in
+    search(price_file, tmp_path / "study", 1)
+    assert sorted(p.name for p in (tmp_path / "study").iterdir()) == [".stockrnn", "best.json", "study.log"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"device": "bogus"}, "bad value for device: 'bogus'"),
+        ({"device": "cuda:7"}, "--device cuda:7"),
+        ({"seed": -1}, "--seed must be 0 .. 4294967295, not -1"),
+        ({"seed": 2**32}, "--seed must be 0 .. 4294967295"),
+    ],
+)
+def test_bad_settings_stop_before_the_study_is_made(price_file, tmp_path, kwargs, message):
+    if kwargs.get("device", "").startswith("cuda") and torch_has_cuda():
+        pytest.skip("this machine has CUDA: cuda:7 may exist")
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        search(price_file, tmp_path / "study", 1, **kwargs)
+    assert not (tmp_path / "study").exists()
+
+
+def torch_has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def test_a_refused_resume_leaves_the_journal_as_it_was(price_file, tmp_path):
+    search(price_file, tmp_path / "study", 1)
+    path = tmp_path / "study" / "study.log"
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match="another --epochs"):
+        search(price_file, tmp_path / "study", 2, resume=True, epochs=3)
+    assert path.read_bytes() == before

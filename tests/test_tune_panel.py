@@ -148,3 +148,11 @@ def test_cli_tune_on_a_folder_too_short_for_its_validation_is_one_line(cli, pane
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "300 dates before the test start, 290 of them for validation, leave 10 to fit on" in err
     assert not (tmp_path / "study").exists()
+
+
+def test_a_test_start_after_the_panel_is_refused_as_on_a_file(panel_folder, tmp_path):
+    from stockrnn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="test start 2030-01-01 is outside the data"):
+        tune(str(panel_folder), "gru", 1, tmp_path / "study", **{**SEARCH, "test_start": "2030-01-01"})
+    assert not (tmp_path / "study").exists()

@@ -80,6 +80,8 @@ def backtest(
     if window_mode == "rolling" and not train_days:
         raise ConfigError("--window-mode rolling needs --train-days N (trading days of each training span)")
     lower = 0 if train_start is None else position(index, train_start, "train start", prices.source)
+    if lower >= first:
+        raise ConfigError(f"{prices.source}: the train start {index[lower]:%Y-%m-%d} is not before the test start")
     need = max(m.history for m in models) + horizon
     rows = train_days if window_mode == "rolling" else first - lower
     if rows < need or first - lower < need:

@@ -34,6 +34,14 @@ def make_config(name: str, preset: str | None, target: str, options: dict):
     return apply_preset_file(preset_file, name, target=target, **values)
 
 
+def check_preset_span(options: dict, test_start: pd.Timestamp) -> None:
+    """With --preset-file, refuse a test starting inside the span its settings were tuned on."""
+    if options.get("preset_file") is not None:
+        from .presets import check_tuned_before
+
+        check_tuned_before(options["preset_file"], test_start.date())
+
+
 def command_line() -> str:
     """The command that made this run, for report.html."""
     context = click.get_current_context(silent=True)

@@ -182,9 +182,10 @@ def _parse(raw: RawTable) -> tuple[pd.DataFrame, str, np.ndarray]:
     if date_col is None:
         raise DataError(f"{label}: no date column (expected one named Date; columns: {', '.join(table.columns)})")
     if not any(c in PRICE_LIKE for c in table.columns):
+        hint = ": a forecast stockrnn predict wrote? keep it out of the data folder" if "forecast" in columns else ""
         raise DataError(
             f"{label}: no price column (expected Close, or Open, High, Low, Adj Close; "
-            f"columns: {', '.join(table.columns)})"
+            f"columns: {', '.join(table.columns)}){hint}"
         )
 
     dates = _parse_dates(table[date_col], raw)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .cli_common import (
+    check_preset_span,
     command_line,
     day,
     load_one,
@@ -129,6 +130,7 @@ def run_evaluation(
 ) -> Evaluation:  # fmt: skip
     """`evaluate` for one source."""
     from .data import load_prices
+    from .evaluate import test_span
     from .outputs import write_evaluation
     from .tables import print_data, print_table
 
@@ -145,6 +147,7 @@ def run_evaluation(
     settings = {"preset": preset, "preset_file": options.get("preset_file"), "data": source}
     prices = load_prices(source, allow_gaps=allow_gaps)
     prices.column(target)
+    check_preset_span(options, prices.index[test_span(prices, spans["test_start"], spans["test_end"])[0]])
     out = out_folder(out, Path("runs") / f"{prices.name}-{target}", source, options.get("preset_file"))
     print_data(console, prices)
     evaluation = evaluate_one(prices, configs, spans, settings, quiet)
@@ -232,6 +235,7 @@ def backtest_command(
     (with `folds`), predictions.csv, forecast.png, folds.png and error_by_step.png. On a folder, the
     global models are refitted on every ticker at each refit date, and the panel outputs get `folds`."""
     from .backtest import backtest
+    from .evaluate import test_span
     from .forecaster import make_forecaster
     from .outputs import write_backtest
     from .tables import print_data, print_folds, print_table
@@ -253,6 +257,7 @@ def backtest_command(
     console = output_console()
     prices = load_one(source, allow_gaps, "backtest takes")
     prices.column(target)
+    check_preset_span(options, prices.index[test_span(prices, days[0], days[1])[0]])
     out = out_folder(out, Path("runs") / f"backtest-{prices.name}-{target}", source, options.get("preset_file"))
     print_data(console, prices)
     started = time.perf_counter()

@@ -145,6 +145,7 @@ def explain(
     model._check_fitted()
     prices = as_prices(prices)
     prices.column(model.config.target)
+    model.check_inputs(prices)  # the file named, and the column it lacks (volume, say)
     frame, window = prices.frame, model.config.window
     origin = window_end(frame.index, date, prices.source)
     if origin < window - 1:

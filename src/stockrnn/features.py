@@ -102,7 +102,7 @@ class Features:
             lacking = [n for n in self.names_ if n not in names]
             raise DataError(
                 f"the data gives the inputs {', '.join(names)}; the model was fitted on {', '.join(self.names_)}"
-                + (f" (missing: {', '.join(lacking)}: does the data lack open, high or low?)" if lacking else "")
+                + (f" (missing: {', '.join(lacking)}: the data lacks a column they are made from)" if lacking else "")
             )
         return self.input_scaler_.transform(raw).astype(np.float32)
 

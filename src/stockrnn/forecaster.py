@@ -107,7 +107,7 @@ class Forecaster:
         before d. Index: the origin (last day of data used); columns step_1..step_H."""
         self._check_fitted()
         prices = as_prices(prices)
-        self._check_inputs(prices)
+        self.check_inputs(prices)
         frame = prices.frame
         first = position(frame.index, start, "start", prices.source)
         last = len(frame) - 1 if end is None else int(frame.index.searchsorted(pd.Timestamp(end), "right")) - 1
@@ -136,7 +136,7 @@ class Forecaster:
                 f"horizon {horizon} is not available: the model was trained for 1..{self.config.horizon} steps"
             )
         prices = as_prices(prices)
-        self._check_inputs(prices)
+        self.check_inputs(prices)
         frame = prices.frame
         if len(frame) < self.history:
             raise ConfigError(f"{prices.source}: {len(frame)} rows, the {self.name} model needs {self.history}")
@@ -173,7 +173,7 @@ class Forecaster:
             )
         return None
 
-    def _check_inputs(self, prices: Prices) -> None:
+    def check_inputs(self, prices: Prices) -> None:
         """The data must give what the model was fitted on; window models check their inputs."""
 
     def _calibrate(self, frame: pd.DataFrame, changed: pd.DatetimeIndex | None = None) -> Calibration | None:
@@ -245,7 +245,7 @@ class WindowForecaster(Forecaster):
         )
         return self.features_.to_price(outputs, frame, origins)
 
-    def _check_inputs(self, prices: Prices) -> None:
+    def check_inputs(self, prices: Prices) -> None:
         """A model fitted with volume cannot forecast from data without it (and the reverse)."""
         _, names = self.features_._raw_inputs(prices.frame.iloc[-1:])
         missing = [n for n in self.features_.names_ if n not in names]

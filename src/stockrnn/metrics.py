@@ -118,10 +118,13 @@ def best_lag(actual: np.ndarray, forecast: np.ndarray, last: np.ndarray, max_lag
     return max(known)[2] if known else None
 
 
-def follows_price(actual: np.ndarray, forecast: np.ndarray, last: np.ndarray, max_lag: int = MAX_LAG) -> bool:
+def follows_price(actual: np.ndarray, forecast: np.ndarray, last: np.ndarray, max_lag: int = MAX_LAG) -> bool | None:
     """True when the forecast only repeats (or trails) the last value instead of anticipating the
     move: its predicted change is constant, or not significantly positively correlated with the
-    realised change (one-sided 5%), or correlated more strongly with a move already known."""
+    realised change (one-sided 5%), or correlated more strongly with a move already known. None
+    under 3 scored days (a last step past the test's end): nothing to judge."""
+    if len(np.asarray(actual)) < 3:
+        return None
     corr = change_correlations(actual, forecast, last, max_lag)
     now = corr[0]
     if now is None or now <= Z_ONE_SIDED_5 / math.sqrt(len(np.asarray(actual))):

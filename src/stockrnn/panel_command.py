@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .cli_common import command_line, day, make_config, out_folder, stop_token
+from .cli_common import check_preset_span, command_line, day, make_config, out_folder, stop_token
 from .errors import ConfigError
 from .progress import PanelProgress, output_console
 
@@ -58,7 +58,7 @@ def run_panel(
     """`evaluate --data FOLDER`: load the panel, fit the global models, evaluate every ticker
     (each a runner unit), write and print the panel outputs; returns the PanelEvaluation."""
     from .panel import load_panel
-    from .panel_eval import evaluate_panel, panel_models
+    from .panel_eval import default_test_start, evaluate_panel, panel_models
     from .panel_outputs import write_panel
     from .panel_tables import print_panel
 
@@ -77,6 +77,7 @@ def run_panel(
     progress = PanelProgress(quiet)
     with progress, engine:
         panel = load_panel(source, skip_bad=skip_bad, allow_gaps=allow_gaps, on_load=progress.loaded)
+        check_preset_span(options, spans["test_start"] or default_test_start(panel))
         result = evaluate_panel(
             panel, names, configs=configs, preset=preset, cost_bps=cost_bps, runner=engine,
             on_progress=progress.unit, on_epoch=progress.epochs, stop=stop_token(), **spans,
@@ -105,7 +106,7 @@ def backtest_folder(
     written as a panel run whose panel.json and metrics.json files carry `folds`."""
     from .panel import load_panel
     from .panel_backtest import backtest_panel
-    from .panel_eval import panel_models
+    from .panel_eval import default_test_start, panel_models
     from .panel_outputs import write_panel
     from .panel_tables import print_panel
 
@@ -124,6 +125,7 @@ def backtest_folder(
     progress = PanelProgress(quiet)
     with progress, engine:
         panel = load_panel(source, skip_bad=skip_bad, allow_gaps=allow_gaps, on_load=progress.loaded)
+        check_preset_span(options, days[0] or default_test_start(panel))
         result = backtest_panel(
             panel, names, days[0], days[1], refit_every, days[2], configs, preset, cost_bps, engine, progress.fold,
             progress.unit, progress.epochs, stop=stop_token(),

@@ -23,12 +23,14 @@ from .config import NETWORKS, ModelConfig
 from .data import load_prices
 from .errors import ConfigError, DataError, TrainingError
 from .evaluate import DEFAULT_TEST_ROWS
+from .files import check_apart, check_target
 from .forecaster import make_forecaster
 from .global_models import GLOBAL_DEFAULTS
 from .interrupt import StopToken, token
 from .metrics import rmse
+from .options import MAX_SEED
 from .runners import DEFAULT_THREADS, Outcome, RunInterrupted, Runner, Unit, make_runner
-from .training import EpochCallback, EpochInfo
+from .training import EpochCallback, EpochInfo, resolve_device
 from .tune_panel import GLOBAL_SPACE, panel_trial_spec, run_panel_trial
 from .tune_study import (
     PRUNER,
@@ -45,6 +47,8 @@ from .tune_study import (
 from .windows import position
 
 DEFAULT_EPOCHS = 50
+# Trials asked together: fixed, so that --jobs changes how fast the search runs, never what it finds.
+BATCH = 4
 VAL_DAYS = 252  # the validation tail: at most a trading year, at most a fifth of the training span
 # What the search varies; the ensemble is fixed at one network per trial (members average out noise
 # but do not change which settings are good, and would multiply the cost of every trial).
@@ -167,22 +171,32 @@ def tune(
     address: str | None = None,
     epoch_windows: int | None = None,
     stop: StopToken | None = None,
+    batch: int = BATCH,
 ) -> TuneResult:
     """Run the search until the study in `out` holds `trials` finished trials (complete, pruned or
     failed by diverging; a trial stopped by Ctrl-C does not count), then write `out/best.json`.
     `source` a folder: the trials tune the global network of the panel (tune_panel.py; an epoch
     is `epoch_windows` sampled windows, by default GlobalNetwork's), and best.json applies to global models.
 
-    Trials run `jobs` at a time on a runner (`engine` local or ray, `threads` torch threads each;
-    one job is the sequential runner): `jobs` trials are asked from the study together, run as
-    units, told, and the next batch asked. The results depend on `jobs` (the batch a trial is
-    proposed in) but never on the engine, the machine's load or the order the units finish in.
+    `batch` trials are asked from the study together (TPE's constant liar keeps them apart), run as
+    units, told, and the next batch asked; they run `jobs` at a time on a runner (`engine` local or
+    ray, `threads` torch threads each; one job is the sequential runner). The proposals depend on
+    `batch`, never on `jobs`, the engine, the machine's load or the order the units finish in.
     A `stop` request (a first Ctrl-C) ends the running trials' training and asks no new ones."""
     stop = token(stop)
     if model not in NETWORKS:
         raise ConfigError(f"tune searches a network's settings: --model lstm or gru, not '{model}'")
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1, not {trials}")
+    if batch < 1:
+        raise ConfigError(f"--batch must be at least 1, not {batch}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be 0 .. {MAX_SEED}, not {seed}")
+    resolve_device(ModelConfig(device=device).device)  # a bad --device fails before any file
+    out = Path(out)
+    check_apart(out, [source])  # never a study inside the data it tunes on
+    if not resume:
+        check_target(out)  # new, empty or a stockrnn output: a user's folder of files is refused
     runner = make_runner(engine, jobs, threads, address, seed)  # bad engine options fail before any file
     panel = Path(str(source)).is_dir()
     space = space or (GLOBAL_SPACE if panel else SPACE)
@@ -194,14 +208,14 @@ def tune(
         )  # fmt: skip
     else:
         spec = trial_spec(source, model, target, test_start, val_days, epochs, seed, device, allow_gaps, space)
-    out = Path(out)
+    spec["batch"] = batch  # reported in best.json; a resumed study may ask in other batches
     study = open_study(out, resume, spec, seed)
     started = time.perf_counter()
     if on_trial is not None:  # the settings are checked: from here on progress can be shown
         on_trial(counts(study))
     with runner:  # one Ray session (or none) for the whole search
         while (left := trials - finished(study)) > 0 and not stop.requested:
-            run_batch(study, runner, spec, space, (out / STUDY_FILE).resolve(), min(runner.jobs, left), stop)
+            run_batch(study, runner, spec, space, (out / STUDY_FILE).resolve(), min(batch, left), stop)
             if on_trial is not None:
                 on_trial(counts(study))
     return write_best(study, out, spec, interrupted=stop.requested, seconds=time.perf_counter() - started)
@@ -224,16 +238,17 @@ def run_batch(
         for key, trial in asked.items():
             tell(study, trial, outcome_result(stop.outcomes.get(key)))
         raise
-    for key, trial in asked.items():
-        tell(study, trial, outcome_result(outcomes[key]))
+    for key, trial in asked.items():  # a trial a first Ctrl-C kept from starting has no outcome
+        tell(study, trial, outcome_result(outcomes.get(key)))
     bad = [o for o in outcomes.values() if o.error_type in BAD_INPUT]
     if bad:
         raise BAD_INPUT[bad[0].error_type](bad[0].error)
 
 
 def outcome_result(outcome: Outcome | None) -> dict:
-    """A unit's outcome as `run_trial`'s result: no outcome (stopped by Ctrl-C) is an interrupted
-    trial; a unit that failed (its worker died twice, an error) is a failed trial that counts."""
+    """A unit's outcome as `run_trial`'s result: no outcome (stopped by Ctrl-C, or never started
+    after one) is an interrupted trial; a unit that failed (its worker died twice, an error) is a
+    failed trial that counts."""
     if outcome is None:
         return {"state": "fail", "interrupted": True}
     if outcome.ok:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .cli_common import stop_token
-from .options import ONE_SOURCE_HELP, allow_gaps_option
+from .options import MAX_SEED, ONE_SOURCE_HELP, allow_gaps_option
 
 
 @click.command("tune")
@@ -42,7 +42,13 @@ from .options import ONE_SOURCE_HELP, allow_gaps_option
     show_default=True,
     help="Most epochs per trial (early stopping and pruning end many sooner).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds every trial's network and the TPE sampler.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=0,
+    show_default=True,
+    help="Seeds every trial's network and the TPE sampler.",
+)
 @click.option("--target", default="high", show_default=True, help="Column to forecast (high, close, adj_close, ...).")
 @click.option(
     "--test-start",
@@ -62,7 +68,15 @@ from .options import ONE_SOURCE_HELP, allow_gaps_option
     type=click.IntRange(min=0),
     default=1,
     show_default=True,
-    help="Trials at a time (0: one per core), each asked from the study with the others running in mind.",
+    help="Trials run at a time (0: one per core), at most --batch.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Trials proposed together, each with the others in mind: the search depends on it, never on --jobs "
+    "or --engine.",
 )
 @click.option(
     "--engine",
@@ -86,7 +100,7 @@ from .options import ONE_SOURCE_HELP, allow_gaps_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def tune_command(
     source, model_name, trials, out, resume, epochs, seed, target, test_start, val_days, device, allow_gaps,
-    jobs, engine, address, threads, quiet,
+    jobs, batch, engine, address, threads, quiet,
 ) -> None:  # fmt: skip
     """Search window, units, layers, dropout, learning rate and batch size of an LSTM or GRU with
     Optuna (TPE sampler; trials worse than the median after 5 epochs are pruned). Each trial fits
@@ -99,8 +113,8 @@ def tune_command(
     median over tickers of that ratio, on the last --val-days dates of the panel before
     --test-start; best.json then sets the global models of `evaluate/fit --data FOLDER`.
 
-    With --jobs N, N trials are proposed together and run at once: the search then differs from
-    --jobs 1, but never depends on --engine. A first Ctrl-C lets the running trials finish (in this
+    --batch trials are proposed together, then run --jobs at a time: the same --seed and --batch
+    give the same trials with any --jobs and --engine. A first Ctrl-C lets the running trials finish (in this
     process: stops the trial's training, which then does not count) and starts no more."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -131,7 +145,7 @@ def tune_command(
         result = tune(
             source, model_name, trials, out, resume=resume, epochs=epochs, seed=seed, target=target,
             test_start=test_start, val_days=val_days, device=device, allow_gaps=allow_gaps, on_trial=on_trial,
-            jobs=jobs, engine=engine, threads=threads, address=address, stop=stop_token(),
+            jobs=jobs, engine=engine, threads=threads, address=address, stop=stop_token(), batch=batch,
         )  # fmt: skip
     finally:
         if progress.live.is_started:

@@ -66,6 +66,11 @@ def panel_trial_spec(source, model, target, test_start, val_days, epochs, seed, 
         )
     val_start = validation_cutoff([before], n_val / len(before))
     after = dates[dates >= test]
+    if test_start is not None and not len(after):
+        raise ConfigError(
+            f"{panel.source}: test start {test:%Y-%m-%d} is outside the data "
+            f"({dates[0]:%Y-%m-%d} .. {dates[-1]:%Y-%m-%d})"
+        )
     return {
         "data": str(Path(str(source)).resolve()),
         "allow_gaps": allow_gaps,

@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from .errors import ConfigError, TrainingError
+from .files import MARK_TEXT, OUTPUT_MARK
 from .presets import write_preset_file
 
 STUDY_NAME = "stockrnn"
@@ -60,17 +61,17 @@ def open_study(out: Path, resume: bool, spec: dict, seed: int) -> optuna.Study:
         raise ConfigError(f"{path}: no study to resume (run without --resume to start one)")
     try:
         out.mkdir(parents=True, exist_ok=True)
+        if not resume and not (out / OUTPUT_MARK).exists():  # a stockrnn folder: a later run may replace it
+            (out / OUTPUT_MARK).write_text(MARK_TEXT)
         storage = journal(path)
     except OSError as exc:
         raise ConfigError(f"{out}: cannot write the study here ({exc.strerror or exc})") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=STUDY_NAME,
-        storage=storage,
-        direction="minimize",
-        pruner=optuna.pruners.MedianPruner(**PRUNER),
-        load_if_exists=resume,
-    )
+    pruner = optuna.pruners.MedianPruner(**PRUNER)
+    if resume:  # loading writes nothing: a refused resume leaves the journal as it was
+        study = optuna.load_study(study_name=STUDY_NAME, storage=storage, pruner=pruner)
+    else:
+        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="minimize", pruner=pruner)
     if resume:
         stored = study.user_attrs.get("spec", {})
         for key, option in SHARED_KEYS.items():
@@ -87,9 +88,10 @@ def open_study(out: Path, resume: bool, spec: dict, seed: int) -> optuna.Study:
         study.set_user_attr("spec", spec)
     # Seeded from --seed and the trials already made: a rerun proposes the same sequence, and a
     # resumed search does not repeat the random start-up proposals of the first session.
-    # constant_liar: trials asked together (--jobs) see each other as running and differ; with one
-    # job nothing is running at an ask, and the proposals are TPE's plain ones.
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.get_trials(deepcopy=False)), constant_liar=True)
+    # constant_liar: trials asked together (--batch) see each other as running and differ.
+    study.sampler = optuna.samplers.TPESampler(
+        seed=(seed + len(study.get_trials(deepcopy=False))) % 2**32, constant_liar=True
+    )
     return study
 
 
@@ -163,6 +165,7 @@ def write_best(study: optuna.Study, out: Path, spec: dict, interrupted: bool, se
         "train_end": spec["train_end"],
         "test_start": spec["test_start"],
         "seed": spec["seed"],
+        "batch": spec["batch"],
         "ensemble": 1,
         "sampler": "TPE",
         "pruner": f"median ({PRUNER['n_startup_trials']} start-up trials, {PRUNER['n_warmup_steps']} warm-up epochs)",
