@@ -114,8 +114,9 @@ def tune_command(
     --test-start; best.json then sets the global models of `evaluate/fit --data FOLDER`.
 
     --batch trials are proposed together, then run --jobs at a time: the same --seed and --batch
-    give the same trials with any --jobs and --engine. A first Ctrl-C lets the running trials finish (in this
-    process: stops the trial's training, which then does not count) and starts no more."""
+    give the same trials with any --jobs and --engine. A first Ctrl-C lets the running trials
+    finish (in this process: stops the trial's training, which then does not count) and starts no
+    more."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -70,9 +70,6 @@ def open_study(out: Path, resume: bool, spec: dict, seed: int) -> optuna.Study:
     pruner = optuna.pruners.MedianPruner(**PRUNER)
     if resume:  # loading writes nothing: a refused resume leaves the journal as it was
         study = optuna.load_study(study_name=STUDY_NAME, storage=storage, pruner=pruner)
-    else:
-        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="minimize", pruner=pruner)
-    if resume:
         stored = study.user_attrs.get("spec", {})
         for key, option in SHARED_KEYS.items():
             if stored.get(key) != spec[key]:
@@ -85,6 +82,7 @@ def open_study(out: Path, resume: bool, spec: dict, seed: int) -> optuna.Study:
             storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     else:
+        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="minimize", pruner=pruner)
         study.set_user_attr("spec", spec)
     # Seeded from --seed and the trials already made: a rerun proposes the same sequence, and a
     # resumed search does not repeat the random start-up proposals of the first session.
