@@ -71,3 +71,11 @@ def node_and_fit(shared: np.ndarray) -> tuple[str, list[str]]:
 def unpicklable(shared) -> object:
     """A result no process can send back (a lambda does not pickle by name)."""
     return lambda: "never sent"
+
+
+def threads_inside(shared=None) -> tuple[int, list[int]]:
+    """The torch threads and the BLAS threads (threadpoolctl) a unit computes with."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), sorted({info["num_threads"] for info in threadpool_info()})

@@ -176,3 +176,18 @@ def test_a_library_warning_reaches_the_terminal_as_one_line(cli, csv_file, tmp_p
     code, _, err = cli("fit", "--data", csv_file, "--model", "ridge", "--save", tmp_path / "m", "--quiet")
     assert code == 0
     assert err == "stockrnn: warning: overflow encountered in exp (RuntimeWarning)\n"
+
+
+def test_names_and_paths_print_as_they_are(cli, tmp_path):
+    """What the user named is never read as rich markup or matplotlib mathematics: a ticker
+    `k[red]o` printed as "ko", an output folder `o[/b]x` failed after the run (exit 1), a ticker
+    `K$\\x$O` failed to draw its figure."""
+    for name in ("k[red]o", "K$\\x$O"):
+        data = tmp_path / f"{name}.csv"
+        make_prices(120).round(4).to_csv(data)
+        out = tmp_path / "o[" / "b]x"  # the folder `o[/b]x`
+        code, stdout, err = cli("evaluate", "--data", data, "--test-start", "2020-05-01", "--models", "ridge",
+                                "--out", out, "--no-report", "--quiet")  # fmt: skip
+        assert code == 0, err
+        assert stdout.startswith(f"{name}: 120 rows") and "Outputs in" in stdout and str(out) in stdout
+        assert (out / "forecast.png").stat().st_size > 0

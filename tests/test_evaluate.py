@@ -75,6 +75,24 @@ def test_multi_step_horizon(prices):
     assert (table["persistence"] == prices.frame["high"].reindex(table["origin"]).to_numpy()).all()
 
 
+def test_a_test_span_shorter_than_the_horizon_keeps_the_long_layout(prices, tmp_path):
+    """One test day holds step 1 only: the run is still of horizon 3 (it wrote the one-step table)."""
+    from stockrnn.outputs import write_evaluation
+
+    ridge = make_forecaster("ridge", model_config("ridge", window=5, horizon=3))
+    result = evaluate(prices, [ridge], test_start=prices.index[-1])
+    assert result.horizon == 3 and set(result.predictions["step"]) == {1}
+    out = write_evaluation(result, tmp_path / "out", report=False)
+    assert pd.read_csv(out / "predictions.csv").columns[:4].tolist() == ["origin", "date", "step", "actual"]
+    assert (out / "error_by_step.png").exists()
+
+
+def test_too_few_windows_for_a_validation_tail_names_the_data():
+    small = load_prices(make_prices(14, seed=5))
+    with pytest.raises(ConfigError, match=r"^<DataFrame>: 2 training windows are too few to hold out"):
+        tiny("lstm", window=12).fit(small)
+
+
 def test_predict_dates_are_next_weekdays(prices):
     model = make_forecaster("ridge", model_config("ridge", window=5, horizon=3)).fit(prices)
     future = model.predict(prices, horizon=3)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stockrnn.config import model_config
 from stockrnn.data import Prices, load_prices
 from stockrnn.errors import ConfigError, DataError
 from stockrnn.global_models import GlobalRidge, global_config, load_global, make_global
@@ -257,3 +258,40 @@ def test_load_refuses_a_single_ticker_model_and_damaged_statistics(tmp_path) -> 
     path.write_text(json.dumps(state))
     with pytest.raises(DataError, match="invalid model file"):
         load_global(tmp_path / "m")
+
+
+def test_a_seen_ticker_without_a_column_it_trained_on_is_refused_naming_the_file() -> None:
+    """Its training statistics alone said nothing of its inputs: the forecast failed inside NumPy."""
+    panel = make_panel()
+    model = fit("ridge", panel)
+    short = replace(panel["AAA"], frame=panel["AAA"].frame.drop(columns="volume"))
+    with pytest.raises(ConfigError, match="AAA.csv: the data has inputs"):
+        model.predict(short)
+    assert model.cannot_forecast(short).startswith("the data has inputs")
+    assert model.cannot_forecast(panel["AAA"]) is None
+
+
+def test_a_global_model_forecasts_prices_only() -> None:
+    """Its target is a bounded log ratio to the close: volume came out in price units."""
+    for name in ("ridge", "lstm"):
+        with pytest.raises(ConfigError, match="not 'volume'; the per-ticker models"):
+            global_config(name, target="volume")
+        with pytest.raises(ConfigError, match="not 'adj_close'"):
+            make_global(name, model_config(name, target="adj_close"))
+    assert global_config("ridge", target="low").target == "low"
+
+
+def test_load_refuses_a_config_with_a_key_missing_or_unknown_and_no_training_end(tmp_path) -> None:
+    model = fit("lstm", make_panel())
+    model.save(tmp_path / "m")
+    path = tmp_path / "m" / "model.json"
+    state = json.loads(path.read_text())
+    for broken, reason in (
+        ({**state, "config": {k: v for k, v in state["config"].items() if k != "window"}}, "config lacks window"),
+        ({**state, "config": {**state["config"], "depth": 3}}, "config has unknown depth"),
+        ({**state, "panel": {**state["panel"], "train_end": None}}, "panel.train_end is not a date"),
+        ({**state, "calibration": {**state["calibration"], "q80": [float("nan")]}}, "calibration q80 needs 1"),
+    ):
+        path.write_text(json.dumps(broken))
+        with pytest.raises(DataError, match=f"{path}: incomplete or invalid model file .*{reason}"):
+            load_global(tmp_path / "m")

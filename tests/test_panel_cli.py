@@ -174,6 +174,32 @@ def test_fit_on_a_folder_then_predict_a_folder_and_a_file(cli, folder, tmp_path)
     assert "stockrnn forecast" in html and all(f">{t}<" in html for t in forecast["ticker"].unique())
 
 
+def test_predict_skips_a_seen_ticker_whose_file_lost_a_column(cli, folder, tmp_path):
+    """Its training statistics were found, its inputs never checked: exit 1 (an internal error) for
+    the folder and for the file; now the ticker is skipped and listed, or refused naming its file."""
+    model = tmp_path / "model"
+    code, _, err = cli("fit", "--data", folder, "--model", "ridge", "--window", "5", "--save", model, "--quiet")
+    assert code == 0, err
+    data = tmp_path / "later"
+    data.mkdir()
+    for ticker in TICKERS:
+        frame = make_prices(300, seed=10 + TICKERS.index(ticker))
+        (frame.drop(columns="Volume") if ticker == "BBB" else frame).to_csv(data / f"{ticker}.csv")
+    code, stdout, err = cli("predict", model, "--data", data, "--out", tmp_path / "forecast.csv")
+    assert code == 0, err
+    assert sorted(set(pd.read_csv(tmp_path / "forecast.csv")["ticker"])) == ["AAA", "CCC", "DDD"]
+    assert f"skipped BBB: {data / 'BBB.csv'}: the data has inputs" in " ".join(stdout.split())  # wrapped at 120
+    code, _, err = cli("predict", model, "--data", data / "BBB.csv")
+    assert code == 2 and err.startswith(f"stockrnn: error: {data / 'BBB.csv'}: the data has inputs"), err
+
+
+def test_a_global_model_refuses_a_target_that_is_no_price_before_any_work(cli, folder, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = evaluate(cli, folder, out, "--target", "volume")
+    assert code == 2 and "a global ridge model forecasts a price as its ratio to the close" in err, err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_a_single_ticker_model_refuses_a_folder(cli, folder, tmp_path):
     model = tmp_path / "model"
     code, _, err = cli("fit", "--data", folder / "AAA.csv", "--model", "ridge", "--window", "5", "--save", model)
@@ -190,6 +216,7 @@ def test_backtest_on_a_folder_refits_at_each_date_and_scores_all_folds(cli, fold
                             "ridge,ridge_local", "--out", out, "--quiet", *TINY_ARGS)  # fmt: skip
     assert code == 0, err
     assert (out / "report.html").exists() and "Folds" in (out / "BBB" / "report.html").read_text()
+    assert (out / "BBB" / "folds.png").stat().st_size > 0  # as a single-file backtest writes
     panel = json.loads((out / "panel.json").read_text())
     folds = panel["folds"]
     assert [f["fold"] for f in folds] == [1, 2, 3] and folds[0]["test_start"] == TEST_START
@@ -240,6 +267,65 @@ def test_a_first_ctrl_c_during_the_tickers_keeps_the_finished_ones(cli, folder, 
     skipped = {s["ticker"]: s["reason"] for s in panel["skipped"]}
     assert skipped["CCC"] == "not evaluated: the run was interrupted (Ctrl-C)"
     assert "interrupted" in stdout
+    # the ticker finished before the press is whole; the one whose training it cut short says so
+    assert json.loads((out / "AAA" / "metrics.json").read_text())["interrupted"] is False
+    assert json.loads((out / "BBB" / "metrics.json").read_text())["interrupted"] is True
+
+
+NOTHING_KEPT = "stockrnn: interrupted before any ticker was scored: nothing written"
+
+
+def ctrl_c_in_global_fit(monkeypatch, call: int) -> None:
+    """A first Ctrl-C at the start of the `call`-th global fit (of a run, or of a backtest's folds)."""
+    import stockrnn.panel_eval
+
+    real, calls = stockrnn.panel_eval.make_global_model, []
+
+    def stopping(name, config):
+        model = real(name, config)
+        fit = model.fit_panel
+
+        def fit_panel(panel, start, end, on_epoch=None, stop=None, runner=None):
+            calls.append(name)
+            if len(calls) == call:
+                stop.request()  # what a first Ctrl-C does to the CLI's token
+            return fit(panel, start, end, on_epoch, stop, runner)
+
+        model.fit_panel = fit_panel
+        return model
+
+    monkeypatch.setattr(stockrnn.panel_eval, "make_global_model", stopping)
+
+
+def test_a_first_ctrl_c_during_the_global_fit_leaves_nothing_to_keep(cli, folder, tmp_path, monkeypatch):
+    """Every ticker is cancelled: an empty summary is no result, so it ends as a second press would."""
+    ctrl_c_in_global_fit(monkeypatch, 1)
+    out = tmp_path / "out"
+    code, _, err = evaluate(cli, folder, out)
+    assert code == 130 and err.strip().splitlines() == [NOTHING_KEPT]
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_a_first_ctrl_c_in_a_later_folds_global_fit_keeps_the_folds_before(cli, folder, tmp_path, monkeypatch):
+    ctrl_c_in_global_fit(monkeypatch, 2)  # the second fold's global ridge
+    out = tmp_path / "out"
+    code, _, err = cli("backtest", "--data", folder, "--test-start", TEST_START, "--refit-every", "40", "--models",
+                       "ridge,ridge_local", "--out", out, "--quiet", "--no-report", *TINY_ARGS)  # fmt: skip
+    assert code == 0, err
+    panel = json.loads((out / "panel.json").read_text())
+    assert [f["fold"] for f in panel["folds"]] == [1] and panel["settings"]["interrupted"] is True
+    assert panel["settings"]["tickers_evaluated"] == 4 and panel["folds"][0]["tickers_evaluated"] == 4
+    metrics = json.loads((out / "BBB" / "metrics.json").read_text())
+    assert [f["fold"] for f in metrics["folds"]] == [1] and metrics["interrupted"] is True
+
+
+def test_a_first_ctrl_c_in_the_first_folds_global_fit_leaves_nothing_to_keep(cli, folder, tmp_path, monkeypatch):
+    ctrl_c_in_global_fit(monkeypatch, 1)
+    out = tmp_path / "out"
+    code, _, err = cli("backtest", "--data", folder, "--test-start", TEST_START, "--refit-every", "40", "--models",
+                       "ridge,ridge_local", "--out", out, "--quiet", "--no-report", *TINY_ARGS)  # fmt: skip
+    assert code == 130 and err.strip().splitlines() == [NOTHING_KEPT]
+    assert not out.exists()
 
 
 def test_a_second_ctrl_c_during_the_tickers_writes_nothing(cli, folder, tmp_path, monkeypatch):
@@ -319,3 +405,32 @@ def test_an_output_that_is_or_holds_an_input_is_refused_before_it_is_replaced(cl
     assert one.read_bytes() == before and (model / "model.json").exists()
     code, _, err = cli("predict", model, "--data", one, "--out", out / "forecast")  # beside the inputs: fine
     assert code == 0, err
+
+
+def test_global_fits_in_this_process_compute_on_the_runners_threads(folder, monkeypatch):
+    """A unit in a worker computes on the runner's threads; a global fit here used the caller's
+    (torch's default: every core), so an API run's numbers depended on the engine."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    import stockrnn.panel_eval
+
+    real, seen = stockrnn.panel_eval.make_global_model, []
+
+    def recording(name, config):
+        model = real(name, config)
+        fit = model.fit_panel
+
+        def fit_panel(*args, **kwargs):
+            seen.append((torch.get_num_threads(), {i["num_threads"] for i in threadpool_info()}))
+            return fit(*args, **kwargs)
+
+        model.fit_panel = fit_panel
+        return model
+
+    monkeypatch.setattr(stockrnn.panel_eval, "make_global_model", recording)
+    torch.set_num_threads(2)
+    evaluate_panel(load_panel(folder), "ridge,persistence", test_start=TEST_START, window=5)
+    evaluate_panel(load_panel(folder), "ridge,persistence", test_start=TEST_START, window=5,
+                   runner=SequentialRunner(threads=2))  # fmt: skip
+    assert seen == [(1, {1}), (2, {2})] and torch.get_num_threads() == 2

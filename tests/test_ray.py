@@ -20,7 +20,10 @@ import pytest
 
 from ray_two_nodes import is_loopback, listeners
 from runner_units import bad_data, fails, fit_tiny, kill_always, kill_once
+from stockrnn.errors import ConfigError
 from stockrnn.runners import LocalRunner, SequentialRunner, Unit, failures
+
+from conftest import make_prices
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None, reason="Ray is not installed: pip install 'stockrnn[ray]'"
@@ -131,6 +134,46 @@ def test_tune_on_a_folder_runs_its_trials_on_ray_as_in_this_process(ray_runner, 
     monkeypatch.setattr(tune_module, "make_runner", lambda *args: SequentialRunner(jobs=2))
     here = tune(str(folder), "gru", 2, tmp_path / "here", jobs=2, **SEARCH)
     assert [t["state"] for t in on_ray.trials] == ["complete"] * 2 and on_ray.trials == here.trials
+
+
+def test_a_first_ctrl_c_on_ray_lets_the_running_units_finish(ray_runner):
+    """As on the local engine: no unit starts after it, the running ones finish and are kept (Ray
+    cancelled them, so a Ctrl-C kept fewer units on Ray than in a pool)."""
+    from stockrnn.interrupt import StopToken
+
+    stop = StopToken()
+
+    def ctrl_c_after_the_first(done, failed, total):
+        if done == 1:
+            stop.request()
+
+    # Two at a time: a short unit, then long ones (a few seconds), one of which runs at the press.
+    units = [Unit(f"ticker-{i}", fit_tiny, (50 if i == 0 else 2000,)) for i in range(6)]
+    outcomes = ray_runner.run(units, shared=SHARED, on_progress=ctrl_c_after_the_first, stop=stop)
+    assert sorted(outcomes) == ["ticker-0", "ticker-1"] and all(o.ok for o in outcomes.values())
+
+
+def test_a_bad_or_dead_address_is_one_clear_error_before_any_file(cli, tmp_path):
+    """A malformed address was an internal error (exit 1) that left tune's study folder behind; one
+    where nothing listens hung for ever, deaf to Ctrl-C. Only loopback is ever contacted here."""
+    import socket
+
+    from stockrnn.runners import make_runner
+
+    with pytest.raises(ConfigError, match="give HOST:PORT of a running Ray head"):
+        make_runner("ray", address="bogus")
+    with socket.socket() as free:  # a loopback port nothing listens on once closed
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    data = tmp_path / "KO.csv"
+    make_prices(400).to_csv(data)
+    for address in ("bogus", f"127.0.0.1:{port}"):
+        out = tmp_path / "study"
+        code, _, err = cli("tune", "--data", data, "--trials", "1", "--epochs", "1", "--engine", "ray",
+                           "--address", address, "--out", out, "--quiet")  # fmt: skip
+        assert code == 2 and len(err.strip().splitlines()) == 1 and f"--address {address}" in err.replace("'", ""), err
+        assert not out.exists()
+    assert "no Ray head answers there" in err
 
 
 def two_nodes(prefix: list[str], ips: tuple[str, ...] = ()) -> dict:

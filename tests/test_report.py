@@ -209,3 +209,93 @@ def test_panel_page_first_drops_the_figures_points(monkeypatch, tmp_path):
     html = write_report(tmp_path / "report.html", panel=summary, panel_metrics=info, rank_ic=rank_ic).read_text()
     assert html.count("* plotly.js v") == 1 and '"boxpoints":"outliers"' in html and '"name":"lstm daily"' not in html
     assert escape("the skill distribution's points and the daily rank IC are left out") in html
+
+
+def renamed(evaluation, name: str):
+    """The same run under another ticker name (the name only reaches titles and labels)."""
+    import copy
+    import dataclasses
+
+    metrics = copy.deepcopy(evaluation.metrics)
+    metrics["data"]["name"] = name
+    return dataclasses.replace(evaluation, metrics=metrics)
+
+
+def test_the_lag_table_scores_the_days_the_score_table_scores(evaluation):
+    """Its RMSE against the actual is the score table's: repaired days left out, the first test day
+    in (yesterday's actual is the last training day's). It left out the one and kept the other."""
+    from stockrnn.report_tables import lag_rows
+
+    assert evaluation.metrics["data"]["excluded_repaired"] == 1  # the filled test day
+    rows = lag_rows(evaluation)
+    for name in evaluation.models:
+        rmse = evaluation.metrics["models"][name]["rmse"]
+        assert rows.loc[name, "RMSE vs actual"] == pytest.approx(rmse, rel=1e-9, abs=1e-12), name
+    assert rows.loc["persistence", "RMSE vs yesterday's actual"] == 0.0
+
+
+def test_the_data_section_lists_untraded_days_dropped_and_kept():
+    """A leading untraded stretch (dropped) and untraded days inside (kept, not scored) are repairs
+    with their dates, not "No repairs"."""
+    from stockrnn import load_prices
+    from stockrnn.report_tables import data_summary
+
+    from conftest import make_prices
+
+    frame = make_prices(200)
+    for rows in (slice(0, 3), slice(150, 152)):
+        frame.iloc[rows, :4] = frame["Close"].iloc[max(rows.start - 1, 0)]
+        frame.iloc[rows, 4] = 0
+    prices = load_prices(frame)
+    html = data_summary({"source": "x", "target": "high", "repairs": prices.repairs.to_dict()})
+    assert "No repairs" not in html
+    assert "dropped leading untraded</td><td>3</td>" in html and f"{frame.index[0]:%Y-%m-%d}" in html
+    assert "untraded (kept, not scored)</td><td>2</td>" in html and f"{frame.index[151]:%Y-%m-%d}" in html
+
+
+def test_a_ticker_named_with_markup_is_shown_as_it_is(evaluation):
+    """Plotly reads tags in a title and in hover text: the name is escaped there (it drew bold K&O
+    for `<b>K&O<i>`, a link for `<a href=...>`)."""
+    from stockrnn import report_figures
+
+    figure = report_figures.forecast(renamed(evaluation, "<b>K&O<i>"))
+    assert figure.layout.title.text.startswith("&lt;b&gt;K&amp;O&lt;i&gt;: ")
+    summary, _, _ = made_up_panel(3)
+    texts = [t for trace in report_figures.skill_distribution(summary).data for t in trace.text]
+    assert "&lt;b&gt;&amp;BAD" in texts and "<b>&BAD" not in texts
+
+
+def test_a_ticker_named_with_dollars_draws(evaluation):
+    """matplotlib reads text between two `$` as mathematics: `K$\\x$O` failed to draw (after the
+    run, losing its outputs); now the title shows the name as it is."""
+    import io
+
+    from stockrnn import plots
+
+    evaluation = renamed(evaluation, "K$\\x$O")
+    for draw in (plots.forecast_figure, plots.error_by_step_figure):
+        assert draw(evaluation, io.BytesIO()).getbuffer().nbytes > 1000
+    assert plots.literal("K$\\x$O") == "K\\$\\x\\$O"
+
+
+def test_an_interrupted_panel_says_so_on_its_page(tmp_path):
+    summary, info, rank_ic = made_up_panel(5, markup_ticker=False)
+    whole = render_report(panel=summary, panel_metrics=info, rank_ic=rank_ic)
+    info = {**info, "settings": {**info["settings"], "interrupted": True}}
+    cut = render_report(panel=summary, panel_metrics=info, rank_ic=rank_ic)
+    assert "Interrupted (Ctrl-C)" in cut and "Interrupted (Ctrl-C)" not in whole
+    assert cut.index("Interrupted (Ctrl-C)") < cut.index('id="ticker-table"')
+
+
+def test_a_run_with_no_day_scored_still_draws(evaluation):
+    """Every test target repaired: no coverage to show (None), which the figure's legend formatted."""
+    import copy
+    import io
+
+    from stockrnn import plots
+
+    broken = renamed(evaluation, "REP")
+    for m in broken.metrics["models"].values():
+        m["by_step"] = copy.deepcopy(m["by_step"])
+        m["by_step"][0].update(coverage_80=None, coverage_95=None)
+    assert plots.forecast_figure(broken, io.BytesIO()).getbuffer().nbytes > 1000

@@ -188,3 +188,17 @@ def test_progress_bar_counts_done_and_failed(capsys):
     assert len(failures(outcomes)) == 1
     err = capsys.readouterr().err
     assert "tickers" in err and "2/2" in err and "failed 1" in err
+
+
+def test_a_unit_computes_on_the_runners_threads_for_torch_and_the_blas():
+    """Ray's workers run the BLAS on one thread (OMP_NUM_THREADS=1): a unit that ran it on the
+    caller's threads here gave other last digits of a float64 sum (the global ridge) than on Ray."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from runner_units import threads_inside
+
+    with threadpool_limits(limits=2):
+        torch.set_num_threads(2)
+        outcomes = SequentialRunner(threads=1).run([Unit("u", threads_inside)])
+        assert outcomes["u"].value == (1, [1])
+        assert torch.get_num_threads() == 2 and {i["num_threads"] for i in threadpool_info()} == {2}  # restored

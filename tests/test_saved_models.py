@@ -201,13 +201,26 @@ def damage(directory: Path, how: str, tmp_path: Path) -> str:
     if how == "no_format_version":
         meta.write_text(json.dumps([1, 2, 3]))
         return "model.json: no valid format_version"
+    invalid = "model.json: incomplete or invalid model file ("
+    if how == "config_key_missing":  # it loaded with the default window and read shorter windows
+        del state["config"]["window"]
+        meta.write_text(json.dumps(state))
+        return invalid + "config lacks window (written by another stockrnn version? fit the model again)"
+    if how == "target_edited":  # it forecast the close and called it volume
+        state["config"]["target"] = "volume"
+        meta.write_text(json.dumps(state))
+        return invalid + "its features are of close (relative), its config of volume (relative)"
+    if how == "nan_calibration":  # the only damage whose line named no file
+        state["calibration"] = {"q80": [float("nan")], "q95": [1.0, 1.0], "n": 20, "held_out": True}
+        meta.write_text(json.dumps(state))
+        return invalid + "calibration q80 needs 2 finite non-negative values, got [nan]"
     raise ValueError(how)
 
 
 DAMAGES = [
     "no_model_json", "no_weights", "truncated_weights", "tiny_weights", "truncated_json", "shape_mismatch",
     "newer_format", "pickle_weights", "torch_save_weights", "nan_weights", "extra_tensor", "unknown_model",
-    "no_format_version",
+    "no_format_version", "config_key_missing", "target_edited", "nan_calibration",
 ]  # fmt: skip
 
 

@@ -79,6 +79,8 @@ def backtest(
         raise ConfigError(f"--window-mode must be expanding or rolling, not {window_mode!r}")
     if window_mode == "rolling" and not train_days:
         raise ConfigError("--window-mode rolling needs --train-days N (trading days of each training span)")
+    if window_mode == "expanding" and train_days is not None:  # it would be ignored, yet recorded
+        raise ConfigError("--train-days N needs --window-mode rolling (expanding spans train on every row before)")
     lower = 0 if train_start is None else position(index, train_start, "train start", prices.source)
     if lower >= first:
         raise ConfigError(f"{prices.source}: the train start {index[lower]:%Y-%m-%d} is not before the test start")

@@ -10,7 +10,7 @@ import sys
 import click
 
 from . import __version__, interrupt
-from .errors import StockrnnError
+from .errors import Interrupted, StockrnnError
 from .evaluate_command import backtest_command, demo_command, evaluate_command
 from .explain_command import explain_command
 from .model_commands import fit_command, predict_command
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stockrnn: error: {exc.format_message()}", file=sys.stderr)
         return 2
     except StockrnnError as exc:
-        print(f"stockrnn: error: {exc}", file=sys.stderr)
+        print(f"stockrnn: {'' if isinstance(exc, Interrupted) else 'error: '}{exc}", file=sys.stderr)
         return exc.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):
         print("stockrnn: interrupted", file=sys.stderr)

@@ -83,9 +83,9 @@ def single_source_runner(runner: dict) -> None:
 
 
 def set_threads(threads: int) -> None:
-    import torch
+    from .runners import limit_threads
 
-    torch.set_num_threads(threads)
+    limit_threads(threads)
 
 
 def output_folder(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -63,8 +63,15 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, state: dict) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in state.items() if k in known})
+        """The config `to_dict` wrote, strictly: every field and no other (a saved model whose
+        `window` went missing would load with the default and read windows of another length)."""
+        known = [f.name for f in fields(cls)]
+        missing, unknown = [k for k in known if k not in state], sorted(set(state) - set(known))
+        if missing or unknown:
+            wrong = [f"config lacks {', '.join(missing)}"] if missing else []
+            wrong += [f"config has unknown {', '.join(unknown)}"] if unknown else []
+            raise ConfigError(f"{'; '.join(wrong)} (written by another stockrnn version? fit the model again)")
+        return cls(**state)
 
 
 # A preset is a set of values per model name ("*" for all); explicit options override it.

@@ -21,3 +21,10 @@ class TrainingError(StockrnnError):
     """Training failed (for example a non-finite loss); the message names the epoch."""
 
     exit_code = 3
+
+
+class Interrupted(StockrnnError):
+    """A first Ctrl-C came before anything was finished (a panel run with no ticker scored yet):
+    nothing to keep, so the command ends as a second Ctrl-C would, writing nothing."""
+
+    exit_code = 130

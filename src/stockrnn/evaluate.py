@@ -34,7 +34,10 @@ class Evaluation:
 
     @property
     def horizon(self) -> int:
-        return int(self.predictions["step"].max())
+        """The horizon asked for (metrics' settings), not the largest step forecast: a test span
+        shorter than the horizon holds step 1 only, and its outputs still have the long layout."""
+        asked = self.metrics.get("settings", {}).get("horizon")
+        return int(asked) if asked is not None else int(self.predictions["step"].max())
 
     def table(self) -> pd.DataFrame:
         """One row per model with the headline (step 1) metrics."""

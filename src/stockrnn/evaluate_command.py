@@ -33,7 +33,7 @@ from .options import (
     runner_options,
     skip_bad_option,
 )
-from .progress import FoldProgress, TrainingProgress, output_console
+from .progress import FoldProgress, TrainingProgress, output_console, strong
 
 if TYPE_CHECKING:  # the modules that need torch, scikit-learn or pandas load inside the commands
     from .data import Prices
@@ -156,7 +156,7 @@ def run_evaluation(
     files = ["metrics.json", "predictions.csv", "forecast.png"]
     files += ["error_by_step.png"] if evaluation.horizon > 1 else []
     files += ["report.html"] if report else []
-    console.print(f"Outputs in [bold]{out}[/]: {', '.join(files)}")
+    console.print(strong("Outputs in ", (str(out), "bold"), f": {', '.join(files)}"))
     return evaluation
 
 
@@ -276,7 +276,6 @@ def backtest_command(
     print_table(console, result)
     print_folds(console, result)
     report = "" if no_report else ", report.html"
-    console.print(
-        f"Outputs in [bold]{out}[/]: metrics.json, predictions.csv, forecast.png, folds.png, error_by_step.png{report}"
-    )
+    files = f": metrics.json, predictions.csv, forecast.png, folds.png, error_by_step.png{report}"
+    console.print(strong("Outputs in ", (str(out), "bold"), files))
     return 0

@@ -38,7 +38,8 @@ def explain_command(model_dir, source, day, member, out, allow_gaps) -> None:
     from .explain_plots import explain_figure, explain_section, png_bytes
     from .files import atomic_dir
     from .forecaster import load, versions
-    from .progress import output_console
+    from .plots import literal
+    from .progress import output_console, strong
     from .report import write_report
 
     model = load(model_dir)
@@ -47,7 +48,7 @@ def explain_command(model_dir, source, day, member, out, allow_gaps) -> None:
     prices = load_prices(source, allow_gaps=allow_gaps)
     out = out_folder(out, Path("runs") / "explain" / f"{prices.name}-{model.name}", source, model_dir)
     explanation = explain(model, prices, day, member=member)
-    png = png_bytes(explain_figure(explanation, f"{prices.name}: " + _title(explanation)))
+    png = png_bytes(explain_figure(explanation, f"{literal(prices.name)}: " + _title(explanation)))
     section = explain_section(explanation, png)
     with atomic_dir(out) as tmp:
         (tmp / "explain.png").write_bytes(png)
@@ -67,7 +68,7 @@ def explain_command(model_dir, source, day, member, out, allow_gaps) -> None:
     console = output_console()
     for line in explanation.reading:
         console.print(line, highlight=False, soft_wrap=True)
-    console.print(f"Outputs in [bold]{out}[/]: explain.png, gates.csv, attributions.csv, report.html")
+    console.print(strong("Outputs in ", (str(out), "bold"), ": explain.png, gates.csv, attributions.csv, report.html"))
 
 
 def _title(e) -> str:

@@ -85,7 +85,12 @@ class Forecaster:
                 f"{prices.source}: too few rows for training: {len(frame)} rows, one window of "
                 f"{self.history} rows and {self.config.horizon} target row(s) need {need}"
             )
-        self._fit(frame, on_epoch, stop)
+        try:
+            self._fit(frame, on_epoch, stop)
+        except ConfigError as exc:  # e.g. too few windows for a validation tail: say which data
+            if str(exc).startswith(f"{prices.source}:"):
+                raise
+            raise ConfigError(f"{prices.source}: {exc}") from None
         self.calibration_ = self._calibrate(frame, prices.repairs.changed_dates(self.config.target))
         self.fitted_ = {
             "name": prices.name,

@@ -39,7 +39,7 @@ from .intervals import Calibration
 from .models import Ensemble, RecurrentNet, keras_init_
 from .networks import NetworkWeights
 from .panel_features import PanelFeatures, SeriesStats
-from .panel_forecaster import GlobalForecaster, PanelWindows
+from .panel_forecaster import GlobalForecaster, PanelWindows, check_global_target
 from .panel_training import EPOCH_WINDOWS, flat_windows, ridge_moments, ridge_solve, train_sampled, window_chunks
 from .runners import Runner, Unit
 from .saving import read_model_json
@@ -69,7 +69,9 @@ def global_config(name: str, preset: str | None = None, **overrides) -> ModelCon
         values.update(PRESETS[preset].get("*", {}))
         values.update(PRESETS[preset].get(name, {}))
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return model_config(name, None, **values)
+    config = model_config(name, None, **values)
+    check_global_target(name, config.target)
+    return config
 
 
 class GlobalNetwork(NetworkWeights, GlobalForecaster):
@@ -243,6 +245,8 @@ def load_global(directory: str | Path) -> GlobalForecaster:
         model.features_ = PanelFeatures(model.config.target)
         model.names_ = [str(n) for n in state["panel"]["inputs"]]
         model.train_end_ = pd.Timestamp(state["panel"]["train_end"])
+        if pd.isna(model.train_end_):  # None reads as NaT, and every check against it would pass
+            raise ValueError("panel.train_end is not a date")
         model.series_ = {str(t): SeriesStats.from_dict(s, len(model.names_)) for t, s in state["series"].items()}
         model._restore(state, directory)
         model.calibration_ = Calibration.from_dict(state.get("calibration"), model.config.horizon)

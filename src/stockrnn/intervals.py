@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .errors import ConfigError
 
 LEVELS = (80, 95)
 VOLATILITY_DAYS = 20
@@ -72,7 +72,7 @@ class Calibration:
         quantiles = {level: [float(v) for v in state[f"q{level}"]] for level in LEVELS}
         for level, q in quantiles.items():
             if len(q) != horizon or not all(math.isfinite(v) and v >= 0 for v in q):
-                raise DataError(f"calibration q{level} needs {horizon} finite non-negative values, got {q}")
+                raise ConfigError(f"calibration q{level} needs {horizon} finite non-negative values, got {q}")
         return cls(quantiles, int(state["n"]), bool(state["held_out"]))
 
 

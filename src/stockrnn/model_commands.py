@@ -13,7 +13,7 @@ from .cli_common import command_line, day, load_one, make_config, out_folder, ou
 from .config import MODELS, NETWORKS
 from .files import atomic_dir, atomic_file, check_apart, check_file_target
 from .options import ONE_SOURCE_HELP, allow_gaps_option, network_options, report_option, skip_bad_option
-from .progress import TrainingProgress, output_console
+from .progress import TrainingProgress, output_console, strong
 
 if TYPE_CHECKING:
     from .data import Prices
@@ -78,7 +78,7 @@ def fit_command(
     model.save(save_dir)
     print_forecast(console, model.predict(prices, config.horizon), f"{model_name} forecast of {target}")
     note = " (training interrupted: saved the weights reached so far)" if stop.requested else ""
-    console.print(f"Saved the {model_name} model in [bold]{save_dir}[/]{note}")
+    console.print(strong(f"Saved the {model_name} model in ", (str(save_dir), "bold"), note))
 
 
 @click.command("predict")
@@ -133,7 +133,7 @@ def predict_command(model_dir, source, horizon, out, allow_gaps, skip_bad, no_re
     kind = "global " if hasattr(model, "fit_panel") else ""  # one model fitted on a folder of tickers
     print_forecast(console, table, f"{kind}{model.name} forecast of {model.config.target}")
     if out:
-        console.print(f"Written to [bold]{out}[/]")
+        console.print(strong("Written to ", (str(out), "bold")))
 
 
 def write_forecast_folder(model, prices: Prices, table, out: Path, report: bool, warning: str | None) -> None:

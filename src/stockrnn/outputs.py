@@ -27,13 +27,16 @@ def write_evaluation(
     evaluation: Evaluation, out: str | Path, report: bool = True, command: str | None = None, static: bool = False
 ) -> Path:
     """Write the outputs into `out`, replacing a previous run there only once all are written:
-    metrics.json, predictions.csv, forecast.png, error_by_step.png for a multi-step run, and
-    report.html (unless `report` is False; `command` is the command line it names; `static`: the
-    small page with PNG figures and no plotly.js, as a panel writes for each ticker)."""
+    metrics.json, predictions.csv, forecast.png, folds.png for a panel backtest's ticker (its
+    metrics have `folds`), error_by_step.png for a multi-step run, and report.html (unless `report`
+    is False; `command` is the command line it names; `static`: the small page with PNG figures and
+    no plotly.js, as a panel writes for each ticker)."""
     with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(_clean(evaluation.metrics), indent=2) + "\n")
         write_predictions(evaluation, tmp / "predictions.csv")
         forecast_figure(evaluation, tmp / "forecast.png")
+        if evaluation.metrics.get("folds"):
+            folds_figure(evaluation, tmp / "folds.png")
         if evaluation.horizon > 1:
             error_by_step_figure(evaluation, tmp / "error_by_step.png")
         if report:

@@ -59,7 +59,8 @@ def backtest_panel(
     """Refit and forecast fold by fold, then score each ticker over all its folds (its metrics.json
     gets `folds`) and the panel over the combined scores; panel.json gets `folds`. A ticker or
     global fit that fails in a fold is listed in `failed` as "<unit> (fold k)"; a ticker scored
-    in no fold is listed in `skipped` with its first reason. A first Ctrl-C (`stop`) ends after the fold."""
+    in no fold is listed in `skipped` with its first reason. A first Ctrl-C (`stop`) ends after the fold
+    (before it, when no ticker of the fold was scored yet); every ticker is then marked interrupted."""
     stop = token(stop)
     names = panel_models(models)
     configs = {n: (configs or {}).get(n) or _config(n, preset, overrides) for n in names}
@@ -77,6 +78,8 @@ def backtest_panel(
             panel, names, dates[begin], dates[end], train_start, configs, preset, on_progress, cost_bps=cost_bps,
             runner=runner, on_epoch=on_epoch, stop=stop,
         )  # fmt: skip
+        if stop.requested and not result.evaluations and runs:
+            break  # a first Ctrl-C during this fold's global fits: the folds before it stand
         fold = {
             "fold": i + 1,
             "train_end": result.panel["settings"]["train_end"],

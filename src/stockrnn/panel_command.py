@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from .cli_common import check_preset_span, command_line, day, make_config, out_folder, stop_token
-from .errors import ConfigError
-from .progress import PanelProgress, output_console
+from .errors import ConfigError, Interrupted
+from .progress import PanelProgress, output_console, strong
 
 GLOBAL_NAMES = ("lstm", "gru", "ridge")  # panel_eval.GLOBAL_MODELS, without importing torch
 SHOWN = 20  # tickers whose forecast fit prints
@@ -35,13 +35,11 @@ def panel_config(name: str, preset: str | None, target: str, options: dict):
 
 def make_panel_runner(runner: dict, seed: int):
     """The runner of --engine/--jobs/--threads/--address; --threads also sets the driver's torch
-    threads (the global fits), so every engine computes with the same thread count."""
-    import torch
-
-    from .runners import make_runner
+    and BLAS threads (the global fits), so every engine computes with the same thread count."""
+    from .runners import limit_threads, make_runner
 
     made = make_runner(runner["engine"], runner["jobs"], runner["threads"], runner["address"], seed)
-    torch.set_num_threads(runner["threads"])
+    limit_threads(runner["threads"])
     return made
 
 
@@ -82,6 +80,7 @@ def run_panel(
             panel, names, configs=configs, preset=preset, cost_bps=cost_bps, runner=engine,
             on_progress=progress.unit, on_epoch=progress.epochs, stop=stop_token(), **spans,
         )  # fmt: skip
+    nothing_scored(result)
     settings = result.panel["settings"]
     settings.update(seconds=round(time.perf_counter() - started, 1), preset_file=options.get("preset_file"))
     settings["runner"] = {k: runner[k] for k in ("engine", "jobs", "threads")}
@@ -91,11 +90,16 @@ def run_panel(
         if entry.get("windows") is not None:
             console.print(f"global {name}: fitted on {entry['windows']:,} training windows")
     note = " (interrupted: the tickers finished so far)" if settings.get("interrupted") else ""
-    console.print(
-        f"Outputs in [bold]{out}[/]: one folder per ticker ({len(result.evaluations)}), summary.csv, panel.json, "
-        f"rank_ic.csv{', report.html' if report else ''}{note}"
-    )
+    files = f": one folder per ticker ({len(result.evaluations)}), summary.csv, panel.json, rank_ic.csv"
+    console.print(strong("Outputs in ", (str(out), "bold"), f"{files}{', report.html' if report else ''}{note}"))
     return result
+
+
+def nothing_scored(result) -> None:
+    """A first Ctrl-C before any ticker was scored (during the global fits): an empty summary is no
+    result, so the run ends as a second Ctrl-C would (exit 130), writing nothing."""
+    if result.panel["settings"].get("interrupted") and not result.evaluations:
+        raise Interrupted("interrupted before any ticker was scored: nothing written")
 
 
 def backtest_folder(
@@ -130,14 +134,15 @@ def backtest_folder(
             panel, names, days[0], days[1], refit_every, days[2], configs, preset, cost_bps, engine, progress.fold,
             progress.unit, progress.epochs, stop=stop_token(),
         )  # fmt: skip
+    nothing_scored(result)
     settings = result.panel["settings"]
     settings.update(seconds=round(time.perf_counter() - started, 1), preset_file=options.get("preset_file"))
     settings["runner"] = {k: runner[k] for k in ("engine", "jobs", "threads")}
     write_panel(result, out, report=report, command=command_line(), jobs=writers(runner, engine))
     print_panel(console, result)
     console.print(f"{len(result.panel['folds'])} folds, refit every {refit_every} trading days")
-    console.print(f"Outputs in [bold]{out}[/]: one folder per ticker ({len(result.evaluations)}), summary.csv, "
-                  f"panel.json (with folds), rank_ic.csv{', report.html' if report else ''}")  # fmt: skip
+    files = f": one folder per ticker ({len(result.evaluations)}), summary.csv, panel.json (with folds), rank_ic.csv"
+    console.print(strong("Outputs in ", (str(out), "bold"), f"{files}{', report.html' if report else ''}"))
     return result
 
 
@@ -178,7 +183,7 @@ def fit_panel(source, target, model_name, train_start, train_end, save_dir, allo
     if tables:
         print_panel_forecast(console, forecast_table(tables), f"global {model_name} next-day forecast of {target}")
     more = f" (forecasts of the first {SHOWN} shown)" if len(current) > SHOWN else ""
-    console.print(f"Saved the global {model_name} model in [bold]{save_dir}[/]{more}")
+    console.print(strong(f"Saved the global {model_name} model in ", (str(save_dir), "bold"), more))
 
 
 def predict_panel(model, source, horizon, out, allow_gaps, skip_bad, report: bool = True) -> None:
@@ -223,7 +228,7 @@ def predict_panel(model, source, horizon, out, allow_gaps, skip_bad, report: boo
         console.print(f"  skipped {entry['ticker']}: {entry['reason']}")
     if out:
         where = out if str(out).lower().endswith(".csv") else Path(out) / "forecast.csv"
-        console.print(f"Written to [bold]{where}[/]")
+        console.print(strong("Written to ", (str(where), "bold")))
 
 
 def forecast_table(tables: list):

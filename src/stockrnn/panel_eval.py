@@ -22,7 +22,7 @@ from .forecaster import make_forecaster, versions
 from .interrupt import StopToken, token
 from .panel import Panel
 from .panel_metrics import MIN_TICKERS_PER_DAY, panel_scores, rank_ic, summary_table
-from .runners import Runner, SequentialRunner, Unit
+from .runners import DEFAULT_THREADS, Runner, SequentialRunner, Unit, thread_limit
 from .training import EpochCallback
 
 GLOBAL_MODELS = ("lstm", "gru", "ridge")
@@ -148,8 +148,10 @@ def evaluate_panel(
     the run seed and the ticker, so the results do not depend on the engine or the jobs. A first
     Ctrl-C (`stop.request()`) ends the training under way after its batch (in this process: units
     in worker processes run to their end) and cancels the tickers not started: the finished ones
-    are kept, the others listed in `skipped`, and `panel["settings"]["interrupted"]` is true; a
-    second one raises `RunInterrupted` (a KeyboardInterrupt) and nothing is kept."""
+    are kept, the others listed in `skipped`, and `panel["settings"]["interrupted"]` is true, as is
+    the metrics' `interrupted` of the ticker whose training it cut short (none is scored when it came
+    during the global fits); a second one raises `RunInterrupted` (a KeyboardInterrupt) and nothing
+    is kept."""
     stop = token(stop)
     names = panel_models(models)
     configs = {n: (configs or {}).get(n) or _config(n, preset, overrides) for n in names}
@@ -181,12 +183,14 @@ def evaluate_panel(
         )
     else:
         failed, fitted = [], {}
+        threads = DEFAULT_THREADS if runner is None else runner.threads
         for done, name in enumerate(global_names, start=1):
             callback = None if on_epoch is None else on_epoch(name, configs[name])
             try:
-                fitted[name] = global_factory(name, configs[name]).fit_panel(
-                    trainable, train_start, train_end, callback, stop, runner
-                )
+                with thread_limit(threads):  # as a unit in a worker would compute (same bits)
+                    fitted[name] = global_factory(name, configs[name]).fit_panel(
+                        trainable, train_start, train_end, callback, stop, runner
+                    )
             except StockrnnError as exc:
                 failed.append({"unit": f"{name} (global fit)", "error": str(exc)})
             if on_progress is not None:
@@ -266,7 +270,9 @@ def evaluate_ticker(shared: dict, ticker: str) -> Evaluation:
     ]
     panel = shared["panel"]
     settings = {"ticker": ticker, "panel": panel.source}
-    return evaluate(panel[ticker], members, settings=settings, stop=shared["stop"], **shared["spans"])
+    evaluation = evaluate(panel[ticker], members, settings=settings, stop=shared["stop"], **shared["spans"])
+    evaluation.metrics["interrupted"] = shared["stop"].requested  # its training cut short by a first Ctrl-C
+    return evaluation
 
 
 def make_global_model(name: str, config: ModelConfig) -> object:

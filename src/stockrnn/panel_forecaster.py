@@ -42,6 +42,18 @@ from .windows import WindowDataset, position, train_origins
 
 CALIBRATION_FRACTION = 0.1  # the tail that calibrates intervals when val_fraction is 0 (then in-sample)
 NO_CLOSE = "no close column: a global model measures its target against the close"
+# What a global model forecasts: a price within a day's move of the close, as a bounded log ratio
+# to it (volume is no such price, and an adjusted close may lie far from the close in old years).
+GLOBAL_TARGETS = ("open", "high", "low", "close", "last")
+
+
+def check_global_target(name: str, target: str) -> None:
+    """Refuse a target a global model cannot forecast (see GLOBAL_TARGETS), before any work."""
+    if target not in GLOBAL_TARGETS:
+        raise ConfigError(
+            f"a global {name} model forecasts a price as its ratio to the close ({', '.join(GLOBAL_TARGETS)}), "
+            f"not '{target}'; the per-ticker models (ridge_local, lstm_local, ...) forecast any column"
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class GlobalForecaster:
         self.config = config
         if self.config.features != "relative":
             raise ConfigError(f"a global {self.name} model needs relative features, not '{self.config.features}'")
+        check_global_target(self.name, self.config.target)
 
     # -- what a subclass provides -------------------------------------------------------------
     def _fit_data(
@@ -212,9 +225,8 @@ class GlobalForecaster:
     # -- forecasting --------------------------------------------------------------------------
     def cannot_forecast(self, prices: Prices) -> str | None:
         """Why this model cannot forecast `prices`, or None: a ticker it never saw needs a close and
-        the inputs the model was fitted on (a panel run leaves such a ticker out for every model)."""
-        if prices.name in self.series_:
-            return None
+        the inputs the model was fitted on, and so does one it saw (a panel run leaves such a ticker
+        out for every model)."""
         try:
             self._stats_for(prices, len(prices.frame) - 1)
         except ConfigError as exc:
@@ -222,16 +234,17 @@ class GlobalForecaster:
         return None
 
     def _stats_for(self, prices: Prices, first_origin: int) -> SeriesStats:
-        """A ticker seen in training: its training statistics; any other: see panel_features."""
-        if prices.name in self.series_:
-            return self.series_[prices.name]
+        """A ticker seen in training: its training statistics; any other: see panel_features. Either
+        needs a close and the inputs the model was fitted on (a seen ticker's file may lack a column
+        it had in training)."""
         if "close" not in prices.frame.columns:
             raise ConfigError(f"{prices.source}: {NO_CLOSE}")
-        rows = stats_rows(prices.frame, first_origin, self.train_end_)
-        raw, names = self.features_.raw(rows)
+        names = self.features_.raw(prices.frame.iloc[:1])[1]  # the inputs follow from the columns alone
         if names != self.names_:
             raise ConfigError(f"{prices.source}: the data has inputs {names}, the model was fitted on {self.names_}")
-        return SeriesStats.fit(raw)
+        if prices.name in self.series_:
+            return self.series_[prices.name]
+        return SeriesStats.fit(self.features_.raw(stats_rows(prices.frame, first_origin, self.train_end_))[0])
 
     def _forecast(self, frame: pd.DataFrame, origins: np.ndarray, stats: SeriesStats) -> np.ndarray:
         """Price forecasts (len(origins), horizon) from rows up to each origin only."""

@@ -41,8 +41,11 @@ def write_panel(
         if jobs > 1 and len(units) > 1:
             with LocalRunner(jobs=jobs) as runner:
                 failed = failures(runner.run(units))
-            if failed:
-                raise ConfigError(f"{out}: cannot write the outputs of {failed[0].key} ({failed[0].error})")
+            if failed:  # as the same failure in this process would end: ours exit 2, a bug exit 1
+                first = failed[0]
+                if first.error_type in ("ConfigError", "DataError"):
+                    raise ConfigError(f"{out}: cannot write the outputs of {first.key} ({first.error})")
+                raise RuntimeError(f"writing the outputs of {first.key}: {first.error_type}: {first.error}")
         else:
             for unit in units:
                 write_ticker(*unit.args)

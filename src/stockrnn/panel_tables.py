@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .panel_eval import PanelEvaluation
+from .progress import strong
 
 COLUMNS = (
     ("model", "model", None), ("tickers", "tickers", "d"), ("beats\npers.", "beats_persistence", ".0%"),
@@ -44,4 +45,4 @@ def print_panel(console: Console, result: PanelEvaluation) -> None:
     for entry in result.panel["skipped"]:
         console.print(f"  skipped {entry['ticker']}: {entry['reason']}")
     for entry in result.panel["failed"]:
-        console.print(f"  [red]failed[/] {entry['unit']}: {entry['error']}")
+        console.print(strong("  ", ("failed", "red"), f" {entry['unit']}: {entry['error']}"))

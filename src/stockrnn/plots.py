@@ -20,6 +20,16 @@ BANDED = ("lstm", "gru")  # the networks' intervals are drawn; more bands would 
 Target = str | Path | BinaryIO  # a file name, or an open binary file (report.html embeds the PNG bytes)
 
 
+def literal(text: object) -> str:
+    """A name (a ticker, a file's stem) to draw as it is: matplotlib reads text between two `$` as
+    mathematics, and a name such as `K$\\x$O` would fail to draw."""
+    return str(text).replace("$", r"\$")
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.0%}"
+
+
 def ahead(evaluation: Evaluation, step: int = 1) -> str:
     """The horizon actually forecast, for titles: 'next-day' or 'step 2 of 5 (2-day-ahead)'."""
     horizon = evaluation.horizon
@@ -40,14 +50,14 @@ def forecast_figure(evaluation: Evaluation, path: Target, step: int = 1) -> Targ
         ax.plot(table.index, table[name], label=f"{name} (RMSE {m['rmse']:.3f})", **style)
         bands = evaluation.bands(name, step) if name in BANDED else None
         if bands is not None:
-            covered = f"{m['coverage_80']:.0%}, {m['coverage_95']:.0%} covered"
+            covered = f"{_share(m['coverage_80'])}, {_share(m['coverage_95'])} covered"  # None: no day scored
             ax.fill_between(bands.index, bands["lo95"], bands["hi95"], color=COLORS.get(name), alpha=0.08, lw=0)
             ax.fill_between(
                 bands.index, bands["lo80"], bands["hi80"], color=COLORS.get(name), alpha=0.18, lw=0,
                 label=f"{name} 80% / 95% intervals ({covered})",
             )  # fmt: skip
     span = f"{table.index[0]:%Y-%m-%d} .. {table.index[-1]:%Y-%m-%d}"
-    title = f"{data['name']}: {ahead(evaluation, step)} {data['target']} forecasts, test {span}"
+    title = f"{literal(data['name'])}: {ahead(evaluation, step)} {data['target']} forecasts, test {span}"
     return _finish(fig, ax, title, data["target"], path)
 
 
@@ -102,7 +112,7 @@ def folds_figure(result: Evaluation, path: Target) -> Target:
             ax.fill_between(bands.index, bands["lo80"], bands["hi80"], color=COLORS.get(name), alpha=0.15, lw=0)
     s = result.metrics["settings"]
     every = "fitted once" if s["refit_every"] == 0 else f"refit every {s['refit_every']} trading days (dotted)"
-    title = f"{data['name']}: walk-forward {ahead(result)} {data['target']} forecasts, {every}"
+    title = f"{literal(data['name'])}: walk-forward {ahead(result)} {data['target']} forecasts, {every}"
     return _finish(fig, ax, title, data["target"], path)
 
 
@@ -128,6 +138,6 @@ def error_by_step_figure(result: Evaluation, path: Target) -> Target:
         ax.legend(fontsize=9)
     left.set_title("error by step")
     right.set_title("skill by step (above 0 beats persistence)")
-    fig.suptitle(f"{data['name']} {data['target']}: forecasts 1 to {result.horizon} trading days ahead")
+    fig.suptitle(f"{literal(data['name'])} {data['target']}: forecasts 1 to {result.horizon} trading days ahead")
     fig.tight_layout()
     return save(fig, path)

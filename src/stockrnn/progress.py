@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 if TYPE_CHECKING:
     from .config import ModelConfig
@@ -26,9 +27,17 @@ PLAIN_EVERY = 60.0  # seconds between two plain progress lines while a member tr
 
 def output_console() -> Console:
     """Tables on stdout; when stdout is a file or pipe, 120 columns so the score table never wraps.
-    No highlighting: rich would colour the digits inside dates and sentences."""
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(width=120, highlight=False)
+    No highlighting: rich would colour the digits inside dates and sentences. No markup: what a
+    user named (a path, a ticker, a file in a reason) is printed as it is, never read as rich's
+    tags (`k[red]o` lost its tag, a folder `a[/b]c` failed after the run); `strong` bolds a part."""
+    console = Console(highlight=False, markup=False)
+    return console if console.is_terminal else Console(width=120, highlight=False, markup=False)
+
+
+def strong(*parts: str | tuple[str, str]) -> Text:
+    """A line from plain strings and (text, style) pairs, none of it read as markup: for
+    `output_console`, e.g. strong("Outputs in ", (str(out), "bold"), ": metrics.json")."""
+    return Text.assemble(*parts)
 
 
 def _plain(line: str) -> None:
@@ -49,10 +58,10 @@ class TrainingProgress:
         self.clock = clock
         self.last_line = clock()
         self.bars = Progress(
-            TextColumn("{task.description:<10}"),
+            TextColumn("{task.description:<10}", markup=False),
             BarColumn(),
-            TextColumn("{task.fields[status]}"),
-            TextColumn("{task.fields[loss]}"),
+            TextColumn("{task.fields[status]}", markup=False),
+            TextColumn("{task.fields[loss]}", markup=False),
             TimeElapsedColumn(),
             console=console,
             disable=quiet or self.plain,
@@ -116,7 +125,7 @@ class FoldProgress:
             TextColumn("folds"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[last]}"),
+            TextColumn("{task.fields[last]}", markup=False),
             TimeElapsedColumn(),
             TextColumn("left"),
             TimeRemainingColumn(),
@@ -150,10 +159,10 @@ class PanelProgress(TrainingProgress):
     def __init__(self, quiet: bool) -> None:
         super().__init__(quiet)
         self.bars = Progress(
-            TextColumn("{task.description:<18}"),
+            TextColumn("{task.description:<18}", markup=False),
             BarColumn(),
-            TextColumn("{task.fields[status]}"),
-            TextColumn("{task.fields[loss]}"),
+            TextColumn("{task.fields[status]}", markup=False),
+            TextColumn("{task.fields[loss]}", markup=False),
             TimeElapsedColumn(),
             TextColumn("left"),
             TimeRemainingColumn(),

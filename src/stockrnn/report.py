@@ -328,7 +328,14 @@ def panel_sections(
         first = shown["ticker"].nunique()
         left_out.append(f"the table shows the first {first} of {len(tickers)} tickers (summary.csv has them all)")
     note = f'<p class="note">To keep this file under 6 MB: {escape("; ".join(left_out))}.</p>' if left_out else ""
-    sections = [("verdict", "Verdict", panel_verdict(summary))]
+    warn = ""
+    if (info.get("settings") or {}).get("interrupted"):
+        warn = (
+            '<p class="warn">Interrupted (Ctrl-C): the scores are of what was finished by then (tickers not reached '
+            "are listed under Skipped; a backtest ends with the fold under way); a ticker whose training it cut "
+            "short says so on its own page.</p>"
+        )
+    sections = [("verdict", "Verdict", warn + panel_verdict(summary))]
     if info.get("models"):
         frame = pd.DataFrame.from_dict(info["models"], orient="index")
         sections.append(("models", "Models across tickers", table(frame, index_name="model")))

@@ -4,6 +4,8 @@ next to the 4.8 MB of plotly.js that the report carries once."""
 
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -103,7 +105,7 @@ def forecast(evaluation: Evaluation, step: int = 1, bands: str = "all") -> go.Fi
     fig.update_xaxes(hoverformat=DAY)
     ahead = "next-day" if step == 1 else f"{step}-day-ahead"
     refits = " (dotted: refit dates)" if evaluation.metrics.get("folds") else ""
-    return _layout(fig, f"{data['name']}: {ahead} {data['target']} forecasts{refits}", data["target"])
+    return _layout(fig, f"{escape(str(data['name']))}: {ahead} {data['target']} forecasts{refits}", data["target"])
 
 
 def lag_correlations(actual: np.ndarray, forecast_: np.ndarray) -> list[float | None]:
@@ -208,9 +210,10 @@ def skill_distribution(summary: pd.DataFrame, points: bool = True) -> go.Figure:
     for i, (name, rows) in enumerate(summary.groupby("model", sort=False)):
         if name == "persistence":
             continue
+        tickers = [escape(t) for t in rows["ticker"].astype(str)]  # Plotly reads tags in hover text
         fig.add_trace(
             go.Box(
-                y=_values(rows["skill"]), name=str(name), text=rows["ticker"].astype(str).tolist() if points else None,
+                y=_values(rows["skill"]), name=str(name), text=tickers if points else None,
                 boxpoints="all" if points else "outliers",
                 jitter=0.4, pointpos=0, marker={"size": 4, "color": color(str(name), i)}, line={"width": 1.2},
                 hovertemplate="%{text}: skill %{y:+.3f}<extra></extra>",

@@ -69,19 +69,34 @@ def score_table(evaluation: Evaluation) -> str:
 
 
 def lag_table(evaluation: Evaluation) -> str:
-    """Per model: RMSE against today's actual and against yesterday's, and the best lag."""
+    return table(lag_rows(evaluation).astype(object), index_name="model")
+
+
+def lag_rows(evaluation: Evaluation) -> pd.DataFrame:
+    """Per model: RMSE against today's actual and against yesterday's, and the best lag, over the
+    days the score table scores (repaired days left out), so that its first column is the score
+    table's RMSE. Yesterday's actual is persistence's forecast, the first test day's included."""
     wide = evaluation.wide(1)
-    yesterday = wide["actual"].shift(1)
+    yesterday = wide["persistence"]
+    scored = ~wide.index.isin(pd.to_datetime(sorted(repaired_days(evaluation.metrics["data"]))))
     rows = {}
     for name in evaluation.models:
-        ok = wide[name].notna() & yesterday.notna()
+        ok = scored & wide[name].notna().to_numpy()
         f = wide.loc[ok, name]
         rows[name] = {
             "RMSE vs actual": float(np.sqrt(np.mean((f - wide.loc[ok, "actual"]) ** 2))) if ok.any() else None,
             "RMSE vs yesterday's actual": float(np.sqrt(np.mean((f - yesterday[ok]) ** 2))) if ok.any() else None,
             "best lag": evaluation.metrics["models"][name].get("best_lag"),
         }
-    return table(pd.DataFrame.from_dict(rows, orient="index").astype(object), index_name="model")
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def repaired_days(data: dict) -> set[str]:
+    """The days metrics.json's scores leave out: the target's filled or widened values and the
+    untraded days (Repairs.changed_dates, read back from metrics.json's `data`)."""
+    repairs, target = data.get("repairs") or {}, data["target"]
+    kinds = ("filled", "widened")
+    return {d for k in kinds for d in (repairs.get(k) or {}).get(target, [])} | set(repairs.get("untraded") or [])
 
 
 def folds_table(evaluation: Evaluation) -> str:
@@ -119,6 +134,15 @@ def _dates(values: list) -> str:
     return shown if len(values) <= 12 else f"<details><summary>{len(values)} dates</summary>{shown}</details>"
 
 
+# The repairs listed by date (repairs.py), as the page names them.
+REPAIR_LISTS = {
+    "dropped_nonpositive": "dropped nonpositive",
+    "dropped_leading_missing": "dropped leading missing",
+    "dropped_untraded": "dropped leading untraded",
+    "untraded": "untraded (kept, not scored)",
+}
+
+
 def data_summary(data: dict) -> str:
     """Source, span and scored days, then every repair and finding of loading, with its dates."""
     facts = {k: v for k, v in data.items() if k != "repairs"}
@@ -127,9 +151,9 @@ def data_summary(data: dict) -> str:
     for kind in ("filled", "widened"):
         for column, dates in (repairs.get(kind) or {}).items():
             rows.append((f"{kind} ({column})", len(dates), _dates(dates)))
-    for kind in ("dropped_nonpositive", "dropped_leading_missing"):
+    for kind, label in REPAIR_LISTS.items():
         if repairs.get(kind):
-            rows.append((kind.replace("_", " "), len(repairs[kind]), _dates(repairs[kind])))
+            rows.append((label, len(repairs[kind]), _dates(repairs[kind])))
     if repairs.get("reordered_ascending"):
         rows.append(("rows sorted oldest first", "", ""))
     for gap in repairs.get("gaps") or []:

@@ -98,21 +98,43 @@ def failures(outcomes: dict[str, Outcome]) -> list[Outcome]:
 Result = tuple  # ("ok", value) or ("error", type name, message, retryable)
 
 
+def limit_threads(threads: int) -> None:
+    """This process's torch threads and the threads of the BLAS under NumPy (threadpoolctl), from
+    now on: a float64 sum split over another number of threads rounds differently, so the driver
+    must compute as the workers do (a Ray worker's OMP_NUM_THREADS is 1; the global ridge gave other
+    last digits on Ray)."""
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)
+
+
 @contextmanager
-def unit_context(seed: int, threads: int) -> Iterator[None]:
-    """Run a block with `threads` torch threads and torch/numpy/random seeded from `seed`; restore
-    the caller's thread count and random states afterwards (the sequential engine runs in it)."""
+def thread_limit(threads: int) -> Iterator[None]:
+    """`limit_threads` for a block only; the caller's thread counts come back afterwards."""
+    from threadpoolctl import threadpool_limits
+
     previous = torch.get_num_threads()
-    states = random.getstate(), np.random.get_state()
     torch.set_num_threads(threads)
     try:
-        with torch.random.fork_rng(devices=[]):
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextmanager
+def unit_context(seed: int, threads: int) -> Iterator[None]:
+    """Run a block on `threads` threads (`thread_limit`) with torch/numpy/random seeded from `seed`;
+    restore the caller's threads and random states afterwards (the sequential engine runs in it)."""
+    states = random.getstate(), np.random.get_state()
+    try:
+        with thread_limit(threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             np.random.seed(seed)
             random.seed(seed)
             yield
     finally:
-        torch.set_num_threads(previous)
         random.setstate(states[0])
         np.random.set_state(states[1])
 

@@ -11,6 +11,7 @@ Needs the `ray` extra (`pip install 'stockrnn[ray]'`). Two traps measured on Lin
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +21,7 @@ from .interrupt import StopToken, token
 from .runners import POLL_SECONDS, Ledger, Result, RunInterrupted, Runner, run_unit
 
 LOOPBACK = "127.0.0.1"
+CONNECT_SECONDS = 10.0  # for the reachability check of --address
 _REMOTE: dict[str, Any] = {}
 
 
@@ -50,6 +52,26 @@ def import_ray(embedded: bool):
     return ray
 
 
+def host_port(address: str) -> tuple[str, int]:
+    """(host, port) of `--address` (HOST:PORT, or ray://HOST:PORT for Ray Client), or a ConfigError."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address {address!r}: give HOST:PORT of a running Ray head (ray start --head --port=PORT)")
+    return host.strip("[]"), int(port)
+
+
+def reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
+    """Refuse an address where nothing answers: Ray itself retries such a one for ever, deaf to
+    Ctrl-C. One TCP connection to the address the user gave, nothing else."""
+    try:
+        socket.create_connection(host_port(address), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"--address {address}: no Ray head answers there ({reason}); start one with ray start --head"
+        ) from None
+
+
 def CRASHES(ray) -> tuple:  # noqa: N802 - reads as the tuple it returns
     """Ray's errors for a task whose process or node died under it: the unit is retried once."""
     errors = ray.exceptions
@@ -78,6 +100,8 @@ class RayRunner(Runner):
         super().__init__(jobs=jobs, threads=threads, seed=seed)
         self.address = address
         self._session = None
+        if address is not None:
+            reachable(address)  # a malformed or dead address fails before any work, as a missing Ray does
         import_ray(embedded=address is None)  # fail fast, before any work, when Ray is missing
 
     def __enter__(self) -> RayRunner:
@@ -105,7 +129,11 @@ class RayRunner(Runner):
                 logging_level="WARNING",
             )
         else:
-            ray.init(address=self.address, log_to_driver=False, logging_level="WARNING")
+            try:
+                ray.init(address=self.address, log_to_driver=False, logging_level="WARNING")
+            except (ConnectionError, ValueError, RuntimeError) as exc:  # a malformed or dead address
+                reason = " ".join(str(exc).split())[:200]
+                raise ConfigError(f"--address {self.address}: cannot join a Ray cluster there ({reason})") from None
         try:
             yield ray
         finally:
@@ -128,20 +156,21 @@ class RayRunner(Runner):
         def submit(key: str):
             return call.remote(shared_ref, ledger.units[key], ledger.seeds[key], self.threads)
 
-        running = {submit(key): key for key in ledger.units}
+        # `jobs` tasks at a time, as the local engine: a first Ctrl-C submits no more and lets the
+        # running ones finish (it cancelled them all, so the units under way were lost on Ray only).
+        pending, running = list(ledger.units), {}
         try:
-            cancelled = False
-            while running:
-                done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
-                if stop.requested and not cancelled:  # a first Ctrl-C: tasks not started are cancelled
-                    for ref in running:
-                        ray.cancel(ref)
-                    cancelled = True
-                if not done:
-                    continue
-                key = running.pop(done[0])
-                if self._collect(ray, ledger, key, done[0]) and not cancelled:
+            while True:
+                while pending and len(running) < self.jobs and not stop.requested:
+                    key = pending.pop(0)
                     running[submit(key)] = key
+                if not running:
+                    break
+                done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
+                if done:
+                    key = running.pop(done[0])
+                    if self._collect(ray, ledger, key, done[0]):
+                        pending.insert(0, key)  # its retry goes first
         except KeyboardInterrupt:
             for ref in running:
                 ray.cancel(ref, force=True)

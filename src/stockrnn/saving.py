@@ -99,6 +99,12 @@ def load(directory: str | Path):
     try:
         model = make_forecaster(state["model"], ModelConfig.from_dict(state["config"]))
         model._restore(state, directory)
+        features = getattr(model, "features_", None)  # persistence has none
+        if features is not None and (features.target, features.kind) != (model.config.target, model.config.features):
+            raise ConfigError(
+                f"its features are of {features.target} ({features.kind}), its config of "
+                f"{model.config.target} ({model.config.features})"
+            )
         model.calibration_ = Calibration.from_dict(state.get("calibration"), model.config.horizon)
         model.fitted_ = dict(state["fitted"])
         for key in ("first", "last"):  # the training span, which `check_data` compares with

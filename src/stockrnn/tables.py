@@ -10,12 +10,16 @@ from rich.table import Table
 from .backtest import Backtest
 from .data import Prices
 from .evaluate import Evaluation
+from .progress import strong
 
 
 def print_data(console: Console, prices: Prices) -> None:
     console.print(
-        f"[bold]{prices.name}[/]: {len(prices)} rows, {prices.index[0]:%Y-%m-%d} .. {prices.index[-1]:%Y-%m-%d}; "
-        f"repairs: {prices.repairs.summary()}"
+        strong(
+            (prices.name, "bold"),
+            f": {len(prices)} rows, {prices.index[0]:%Y-%m-%d} .. {prices.index[-1]:%Y-%m-%d}; "
+            f"repairs: {prices.repairs.summary()}",
+        )
     )
     missing = prices.missing_ohlc
     if missing:
@@ -93,7 +97,7 @@ def print_table(console: Console, evaluation: Evaluation) -> None:
     for name in evaluation.models:
         console.print(f"  {name}: {evaluation.verdict(name)}")
     for warning in d.get("warnings", []):
-        console.print(f"[bold yellow]warning[/]: {warning}")
+        console.print(strong(("warning", "bold yellow"), f": {warning}"))
     console.print(
         "skill = 1 - RMSE/RMSE(persistence), above 0 beats it; DM p: Diebold-Mariano test against persistence "
         "(HLN-corrected); lag: the lag k whose realised move the forecast's predicted move (forecast - last "

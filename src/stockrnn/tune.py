@@ -209,11 +209,11 @@ def tune(
     else:
         spec = trial_spec(source, model, target, test_start, val_days, epochs, seed, device, allow_gaps, space)
     spec["batch"] = batch  # reported in best.json; a resumed study may ask in other batches
-    study = open_study(out, resume, spec, seed)
-    started = time.perf_counter()
-    if on_trial is not None:  # the settings are checked: from here on progress can be shown
-        on_trial(counts(study))
-    with runner:  # one Ray session (or none) for the whole search
+    with runner:  # one Ray session (or none) for the whole search, joined before the study's folder is made
+        study = open_study(out, resume, spec, seed)
+        started = time.perf_counter()
+        if on_trial is not None:  # the settings are checked: from here on progress can be shown
+            on_trial(counts(study))
         while (left := trials - finished(study)) > 0 and not stop.requested:
             run_batch(study, runner, spec, space, (out / STUDY_FILE).resolve(), min(batch, left), stop)
             if on_trial is not None:

@@ -158,10 +158,15 @@ def print_best(console, result) -> None:
     """The best settings and their validation scores, then where the files are."""
     from rich.table import Table
 
+    from .progress import strong
+
     s, st = result.score, result.study
     console.print(
-        f"[bold]best {result.model}[/], from trial {st['best_trial']} of the study's {st['finished']} "
-        f"({st['complete']} complete, {st['pruned']} pruned, {st['failed']} failed)"
+        strong(
+            (f"best {result.model}", "bold"),
+            f", from trial {st['best_trial']} of the study's {st['finished']} "
+            f"({st['complete']} complete, {st['pruned']} pruned, {st['failed']} failed)",
+        )
     )
     table = Table()
     table.add_column("setting")
@@ -176,4 +181,4 @@ def print_best(console, result) -> None:
         scores = f"({s['tickers']} tickers, {s['days']} ticker-days): median skill "
     console.print(f"{span} {scores}{s['skill']:+.4f}", highlight=False)
     note = "; interrupted: --resume continues the search" if st["interrupted"] else ""
-    console.print(f"Best settings in [bold]{result.path}[/] (use with --preset-file){note}")
+    console.print(strong("Best settings in ", (str(result.path), "bold"), f" (use with --preset-file){note}"))
