@@ -169,6 +169,11 @@ def saved(tmp_path_factory, models: dict) -> tuple[Path, dict]:
     PRICES.round(4).to_csv(data)
     dirs = {cell: model.save(root / cell) for cell, model in models.items()}
     dirs["ridge"] = make_forecaster("ridge", model_config("ridge", window=5)).fit(PRICES).save(root / "ridge")
+    from stockrnn.global_models import global_config, make_global
+    from stockrnn.panel import load_panel
+
+    panel = load_panel({"A": PRICES, "B": make_prices(300, seed=5)})
+    dirs["global"] = make_global("ridge", global_config("ridge", window=5)).fit_panel(panel).save(root / "global")
     return data, dirs
 
 
@@ -205,6 +210,9 @@ def test_cli_writes_the_files(cli, saved, tmp_path: Path, cell: str) -> None:
         (("lstm", "--date", "2020-01-02"), "too few rows up to 2020-01-02 for one window"),
         (("lstm", "--member", "5"), "--member 5: the model has 2 ensemble member(s)"),
         (("lstm", "--date", "soon"), "--date 'soon' is not a date"),
+        (("lstm", "--date", "04/03/2020"), "--date '04/03/2020' is ambiguous"),  # was read as 3 April
+        (("lstm", "--date", "2020"), "--date '2020' is not a date: use YYYY-MM-DD"),  # was 2019-12-31
+        (("global",), "the saved model is a global ridge (fit on a folder): explain takes a single-ticker"),
     ],
 )
 def test_cli_errors_are_one_line(cli, saved, tmp_path: Path, args: tuple, message: str) -> None:

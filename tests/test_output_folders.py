@@ -131,7 +131,9 @@ def test_a_ticker_a_global_model_cannot_forecast_is_skipped_with_why_and_the_run
         make_prices(195, seed=1).to_csv(only / f"{ticker}.csv")  # these end before the test start
     (only / "NOC.csv").write_bytes((folder / "NOC.csv").read_bytes())
     code, _, err = evaluate(cli, only, tmp_path / "out2", "ridge,ridge_local")
-    assert refused(code, err, "no ticker left to score (NOC: the global ridge model cannot forecast it")
+    assert (
+        refused(code, err, "no ticker left to score from ") and "NOC: the global ridge model cannot forecast it" in err
+    )
     assert not (tmp_path / "out2").exists()
 
 
@@ -146,3 +148,32 @@ def test_a_folder_on_the_way_that_cannot_be_searched_is_a_config_error(tmp_path,
     for check in (lambda: check_target(tmp_path / "x"), lambda: check_file_target(tmp_path / "x.csv", tmp_path, ())):
         with pytest.raises(ConfigError, match=r"x(\.csv)?: cannot write here \(Permission denied\)"):
             check()
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "BRK/B", "/abs"])
+def test_a_default_output_folder_stays_under_runs_whatever_the_files_name_says(cli, tmp_path, monkeypatch, name):
+    """The default folder took the file's Name column as it was: '../../escaped' wrote outside runs/,
+    'BRK/B' made a folder BRK. Now the name is one safe folder name, as a panel's ticker folders."""
+    monkeypatch.chdir(tmp_path)
+    make_prices(300).assign(Name=name).to_csv(tmp_path / "x.csv")
+    code, stdout, err = cli("evaluate", "--data", "x.csv", "--test-start", TEST_START, "--models", "persistence",
+                            "--quiet", "--no-report")  # fmt: skip
+    assert code == 0, err
+    made = [p for p in tmp_path.rglob("metrics.json")]
+    assert len(made) == 1 and made[0].parent.parent == tmp_path / "runs", made
+    assert "/" not in made[0].parent.name
+
+
+def test_a_bare_builtin_name_that_is_also_a_folder_here_is_asked_not_guessed(cli, tmp_path, monkeypatch):
+    """`--data sp500` ran the folder ./sp500 in evaluate and fit, the built-in data in demo and in
+    load_prices: now the one line says to write ./sp500 for the folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sp500").mkdir()
+    make_prices(300).to_csv(tmp_path / "sp500" / "AAA.csv")
+    for args in (("evaluate", "--models", "persistence"), ("fit", "--model", "ridge"), ("backtest",)):
+        code, _, err = cli(*args, "--data", "sp500", "--quiet", "--out" if args[0] != "fit" else "--save", "o")
+        assert code == 2 and "write ./sp500 for the folder" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+    code, _, err = cli("evaluate", "--data", "./sp500", "--models", "ridge_local", "--window", "5",
+                       "--test-start", TEST_START, "--quiet", "--no-report", "--out", "o")  # fmt: skip
+    assert code == 0 and (tmp_path / "o" / "AAA" / "metrics.json").exists(), err

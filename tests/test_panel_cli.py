@@ -193,6 +193,30 @@ def test_predict_skips_a_seen_ticker_whose_file_lost_a_column(cli, folder, tmp_p
     assert code == 2 and err.startswith(f"stockrnn: error: {data / 'BBB.csv'}: the data has inputs"), err
 
 
+def test_predict_warns_when_a_seen_tickers_training_rows_were_revised(cli, folder, tmp_path):
+    """As a single model does: the global model kept no per-ticker fingerprint, so data revised over
+    the training span (prices doubled in a year) was forecast from without a word."""
+    model = tmp_path / "model"
+    code, _, err = cli("fit", "--data", folder, "--model", "ridge", "--window", "5", "--save", model, "--quiet")
+    assert code == 0, err
+    code, _, err = cli("predict", model, "--data", folder)
+    assert code == 0 and "warning" not in err, err  # the same rows: no warning
+    revised = tmp_path / "revised"
+    revised.mkdir()
+    for ticker in TICKERS:
+        frame = pd.read_csv(folder / f"{ticker}.csv", index_col=0)
+        if ticker == "CCC":
+            frame.iloc[20:40, :4] *= 2
+        frame.to_csv(revised / f"{ticker}.csv")
+    code, _, err = cli("predict", model, "--data", revised, "--out", tmp_path / "f.csv")
+    assert code == 0 and err.count("stockrnn: warning:") == 1, err
+    assert "the training rows of 1 ticker(s) differ" in err and err.strip().endswith("(revised or other data): CCC")
+    code, _, err = cli("predict", model, "--data", revised / "CCC.csv")
+    assert code == 0 and "differ from those the global ridge model was trained on for CCC" in err, err
+    code, _, err = cli("predict", model, "--data", revised / "AAA.csv")
+    assert code == 0 and "warning" not in err, err
+
+
 def test_a_global_model_refuses_a_target_that_is_no_price_before_any_work(cli, folder, tmp_path):
     out = tmp_path / "out"
     code, _, err = evaluate(cli, folder, out, "--target", "volume")

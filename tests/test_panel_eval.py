@@ -299,3 +299,102 @@ def test_a_global_model_gets_no_warning_about_one_tickers_few_training_windows(p
     warnings = run(load_panel(frames)).evaluations["NEW"].metrics["data"]["warnings"]
     assert any(w.startswith("ridge_local trained on only") for w in warnings), warnings
     assert not any(w.startswith(("lstm trained", "ridge trained")) for w in warnings) and start > frames["NEW"].index[0]
+
+
+def test_backtest_lists_each_ticker_left_out_of_some_folds_with_the_folds_and_why(panel):
+    """A ticker scored in some folds only was listed nowhere (only its `n` showed it): each fold now
+    lists who it left out, and `left_out_of_folds` each such ticker with its folds and first reason."""
+    from stockrnn.panel_backtest import backtest_panel
+
+    index = panel["AAA"].index
+    frames = {
+        **{t: panel[t].frame for t in TICKERS[:3]},
+        "END": make_prices(258, seed=8),  # ends in fold 2
+        "NEW": make_prices(53, seed=9, start=f"{index[247]:%Y-%m-%d}"),  # too short before fold 1
+    }
+    result = backtest_panel(load_panel(frames), "ridge_local", index[250], refit_every=10, **TINY)
+    folds = result.panel["folds"]
+    left = {e["ticker"]: e for e in result.panel["left_out_of_folds"]}
+    assert set(left) == {"END", "NEW"} and {"END", "NEW"} <= set(result.evaluations)
+    assert left["END"]["folds"] == [f["fold"] for f in folds if f["fold"] >= 2]
+    assert left["END"]["reason"].startswith("no rows in the test span (data ends")
+    assert left["NEW"]["folds"] == [1] and left["NEW"]["reason"].startswith("3 rows before the test start")
+    assert {e["ticker"] for e in folds[0]["skipped"]} == {"NEW"}
+    assert all(e["ticker"] in frames for f in folds for e in f["skipped"])
+    assert result.panel["skipped"] == []  # scored in some fold: not among the tickers scored in none
+
+
+def test_backtest_goes_on_past_a_fold_with_no_ticker_to_score(panel):
+    """Such a fold stopped the whole backtest with "no ticker has a row in the test span" (false: the
+    late ticker had rows there, too few before them); now it is recorded empty and the next folds run."""
+    from stockrnn.errors import NothingToScore
+    from stockrnn.panel_backtest import backtest_panel
+
+    index = panel["AAA"].index
+    frames = {"END": make_prices(255, seed=8), "NEW": make_prices(40, seed=9, start=f"{index[255]:%Y-%m-%d}")}
+    result = backtest_panel(load_panel(frames), "ridge_local", index[250], refit_every=5, **TINY)
+    folds = result.panel["folds"]
+    empty = [f for f in folds if f["tickers_evaluated"] == 0]
+    assert empty and all(f["models"] == {} and f["train_end"] is None for f in empty)
+    assert {e["ticker"] for e in empty[0]["skipped"]} == {"END", "NEW"}
+    assert set(result.evaluations) == {"END", "NEW"} and folds[-1]["tickers_evaluated"] == 1
+    with pytest.raises(NothingToScore, match=r"no ticker to score from .* \(NEW: 5 rows before the test start"):
+        evaluate_panel(load_panel(frames), "ridge_local", index[260], **TINY)
+
+
+def test_a_multi_step_panel_backtest_scores_what_a_single_file_backtest_scores(panel):
+    """The step-k forecasts of a fold's last origins aim past its end; a panel backtest dropped them
+    (step 3: n 142 against 146 on IBM), so one ticker's folder scored other numbers than its file."""
+    from stockrnn.backtest import backtest
+    from stockrnn.panel_backtest import backtest_panel
+
+    prices = panel["AAA"]
+    start = prices.index[250]
+    folder = backtest_panel(load_panel({"AAA": prices.frame}), "ridge_local", start, refit_every=10, horizon=3, **TINY)
+    ridge = make_forecaster("ridge", model_config("ridge", horizon=3, **TINY))
+    single = backtest(prices, [ridge], start, refit_every=10)
+    mine = folder.evaluations["AAA"].metrics["models"]
+    for step in range(3):
+        for name, other in (("ridge_local", "ridge"), ("persistence", "persistence")):
+            got, want = mine[name]["by_step"][step], single.metrics["models"][other]["by_step"][step]
+            assert got["n"] == want["n"], (name, step + 1)
+            assert got["rmse"] == pytest.approx(want["rmse"], rel=1e-9), (name, step + 1)
+    assert mine["persistence"]["by_step"][2]["n"] > len(folder.panel["folds"])  # the test can fail
+
+
+def test_whole_file_checks_judge_only_the_rows_before_the_test_start(panel, tmp_path):
+    """A close that jumps x2.5 on many test days (a spliced history) or a test period of missing
+    highs (more than 5% repaired) made load_panel hold the whole file back, and so changed who
+    trained the global ridge and every other ticker's forecasts: a look-ahead. Now a panel run judges
+    the rows before its test start; load_panel alone still judges the whole file."""
+    index = panel["AAA"].index
+    start = index[250]
+    clean, broken = tmp_path / "clean", tmp_path / "broken"
+    for folder in (clean, broken):
+        folder.mkdir()
+        for t in TICKERS:
+            panel[t].frame.to_csv(folder / f"{t}.csv")
+    spliced, gappy = make_prices(300, seed=8), make_prices(300, seed=9)
+    spliced.to_csv(clean / "SPL.csv")
+    gappy.to_csv(clean / "GAP.csv")
+    rows = np.arange(300) >= 252
+    spliced.loc[rows & (np.arange(300) % 2 == 0), ["Open", "High", "Low", "Close"]] *= 2.5  # jumps up and down
+    gappy.loc[rows & (np.arange(300) % 3 == 0), "High"] = np.nan  # filled forward: repaired
+    spliced.to_csv(broken / "SPL.csv")
+    gappy.to_csv(broken / "GAP.csv")
+    held = {s["ticker"]: s["reason"] for s in load_panel(broken).skipped}
+    assert set(held) == {"SPL", "GAP"}, held  # the whole files fail: the check can fail
+    assert "spliced or unadjusted" in held["SPL"] and "needed repair, more than 5%" in held["GAP"]
+    runs = [evaluate_panel(load_panel(f), "ridge,ridge_local", start, **TINY) for f in (clean, broken)]
+    for run in runs:
+        assert {"SPL", "GAP"} <= set(run.evaluations), run.panel["skipped"]
+        assert (
+            run.panel["settings"]["models"]["ridge"]["windows"]
+            == runs[0].panel["settings"]["models"]["ridge"]["windows"]
+        )
+    for t in TICKERS:
+        a, b = (r.evaluations[t].predictions for r in runs)
+        np.testing.assert_allclose(a["ridge"], b["ridge"], rtol=1e-12)
+    late = evaluate_panel(load_panel(broken), "ridge_local", index[299 - 20], **TINY)  # the jumps are before it
+    assert "SPL" not in late.evaluations
+    assert "spliced" in {s["ticker"]: s["reason"] for s in late.panel["skipped"]}["SPL"]

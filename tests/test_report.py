@@ -234,6 +234,25 @@ def test_the_lag_table_scores_the_days_the_score_table_scores(evaluation):
     assert rows.loc["persistence", "RMSE vs yesterday's actual"] == 0.0
 
 
+def test_the_lag_chart_draws_the_curve_best_lag_is_read_from(evaluation):
+    """The bars are the predicted change's correlations on the scored days, so their largest |bar|
+    is the table's best lag and the lag-0 bar is metrics.json's change_corr. They were the forecast
+    line's day-to-day change, which holds yesterday's move and peaked at lag 1 for every model."""
+    from stockrnn.report_figures import lag_correlations
+
+    checked = 0
+    for name in evaluation.models:
+        m = evaluation.metrics["models"][name]
+        corr = lag_correlations(evaluation, name)
+        if m["best_lag"] is None:
+            continue
+        known = [(abs(c), -k, k) for k, c in enumerate(corr) if c is not None]
+        assert max(known)[2] == m["best_lag"], name
+        assert corr[0] == pytest.approx(m["change_corr"], rel=1e-9, abs=1e-12), name
+        checked += 1
+    assert checked >= 1
+
+
 def test_the_data_section_lists_untraded_days_dropped_and_kept():
     """A leading untraded stretch (dropped) and untraded days inside (kept, not scored) are repairs
     with their dates, not "No repairs"."""

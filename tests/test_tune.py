@@ -455,3 +455,30 @@ def test_a_refused_resume_leaves_the_journal_as_it_was(price_file, tmp_path):
     with pytest.raises(ConfigError, match="another --epochs"):
         search(price_file, tmp_path / "study", 2, resume=True, epochs=3)
     assert path.read_bytes() == before
+
+
+def test_a_first_ctrl_c_before_any_trial_completed_is_exit_130_not_an_error(price_file, tmp_path, monkeypatch):
+    """It was a ConfigError (exit 2, "error:"); like a panel with nothing scored, it is Interrupted."""
+    from stockrnn.errors import Interrupted
+
+    stop = StopToken()
+
+    def interrupted_first(params, spec, report=None, stop_=None):
+        stop.request()
+        return run_trial(params, spec, report, stop_)
+
+    monkeypatch.setattr(tune_module, "run_trial", interrupted_first)
+    with pytest.raises(Interrupted, match="interrupted before any trial completed") as caught:
+        search(price_file, tmp_path / "study", 2, stop=stop)
+    assert caught.value.exit_code == 130
+
+
+def test_a_target_flat_over_the_validation_days_is_refused_before_the_study_folder(tmp_path):
+    """A trial found it after its training, with the study folder made and a failed trial in it."""
+    frame = make_prices(600)
+    frame.iloc[TEST_ROW - 70 : TEST_ROW, :4] = 150.0
+    path = tmp_path / "flat.csv"
+    frame.round(4).to_csv(path)
+    with pytest.raises(ConfigError, match="the target does not move over the validation period"):
+        search(path, tmp_path / "study", 1)
+    assert not (tmp_path / "study").exists()

@@ -91,15 +91,19 @@ def test_the_best_preset_sets_the_global_models_of_fit_on_a_folder(cli, panel_fo
     assert {k: saved[k] for k in SPACE} == {k: result.settings[k] for k in SPACE} and saved["epochs"] == 1
 
 
-def test_cli_tune_on_a_folder_prints_the_panel_score(cli, panel_folder, tmp_path, monkeypatch):
+def tune_cli(cli, folder: Path, out: Path, monkeypatch, trials: int, epochs: int):
+    """`stockrnn tune` of the global lstm on `folder` with the small space and short epochs."""
     import stockrnn.tune as tune_module
     import stockrnn.tune_panel
 
     monkeypatch.setattr(tune_module, "GLOBAL_SPACE", SPACE)
     monkeypatch.setattr(stockrnn.tune_panel, "EPOCH_WINDOWS", 256)
-    code, stdout, err = cli("tune", "--data", panel_folder, "--model", "lstm", "--trials", "2", "--epochs", "2",
-                            "--val-days", str(VAL_DAYS), "--test-start", SEARCH["test_start"],
-                            "--out", tmp_path / "study", "--quiet")  # fmt: skip
+    return cli("tune", "--data", folder, "--model", "lstm", "--trials", str(trials), "--epochs", str(epochs),
+               "--val-days", str(VAL_DAYS), "--test-start", SEARCH["test_start"], "--out", out, "--quiet")  # fmt: skip
+
+
+def test_cli_tune_on_a_folder_prints_the_panel_score(cli, panel_folder, tmp_path, monkeypatch):
+    code, stdout, err = tune_cli(cli, panel_folder, tmp_path / "study", monkeypatch, trials=2, epochs=2)
     assert code == 0, err
     assert "(3 tickers, 120 ticker-days): median skill" in stdout and "best.json" in stdout
     assert json.loads((tmp_path / "study" / "best.json").read_text())["study"]["global"] is True
@@ -156,3 +160,29 @@ def test_a_test_start_after_the_panel_is_refused_as_on_a_file(panel_folder, tmp_
     with pytest.raises(ConfigError, match="test start 2030-01-01 is outside the data"):
         tune(str(panel_folder), "gru", 1, tmp_path / "study", **{**SEARCH, "test_start": "2030-01-01"})
     assert not (tmp_path / "study").exists()
+
+
+def test_a_target_no_global_model_forecasts_is_refused_before_the_study_folder(cli, panel_folder, tmp_path):
+    """It was refused inside the first trial, after the study folder was made (a rerun then asked
+    for --resume)."""
+    code, _, err = cli("tune", "--data", panel_folder, "--target", "volume", "--trials", "1",
+                       "--test-start", SEARCH["test_start"], "--out", tmp_path / "study")  # fmt: skip
+    assert code == 2 and "a global lstm model forecasts a price as its ratio to the close" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "study").exists()
+
+
+def test_the_folders_tickers_not_scored_are_listed_in_best_json_and_printed(cli, tmp_path, monkeypatch):
+    """A ticker that ends before the validation tail (and one that cannot be read as prices) was
+    dropped without a word: "3 tickers" and nothing else."""
+    folder = write_panel(tmp_path / "panel")
+    make_prices(TEST_ROW - VAL_DAYS - 10, seed=7).round(4).to_csv(folder / "OLD.csv")  # ends before validation
+    make_prices(ROWS, seed=8).assign(Close=100.0, Open=100.0, High=100.0, Low=100.0).to_csv(folder / "FLAT.csv")
+    code, stdout, err = tune_cli(cli, folder, tmp_path / "study", monkeypatch, trials=1, epochs=1)
+    assert code == 0, err
+    skipped = {
+        e["ticker"]: e["reason"] for e in json.loads((tmp_path / "study" / "best.json").read_text())["score"]["skipped"]
+    }
+    assert set(skipped) == {"OLD", "FLAT"}, skipped
+    assert skipped["OLD"] == "no validation day to score (ended or repaired)"
+    assert "(3 tickers, 120 ticker-days)" in stdout and "skipped OLD: no validation day" in stdout
+    assert "skipped FLAT:" in stdout

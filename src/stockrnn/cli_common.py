@@ -57,10 +57,18 @@ def stop_token() -> StopToken:
     return stop if stop is not None else StopToken()
 
 
+def is_folder(source: str) -> bool:
+    """`sources.is_folder` (a bare built-in name and a folder of that name here: asked), imported
+    when a command runs, so that this module stays light."""
+    from .sources import is_folder as names_folder
+
+    return names_folder(source)
+
+
 def load_one(source: str, allow_gaps: bool, command: str = "fit and predict take") -> Prices:
     from .data import load_prices
 
-    if Path(str(source)).is_dir():
+    if is_folder(source):
         raise ConfigError(f"{source}: is a folder; {command} one price file (evaluate runs folders)")
     return load_prices(source, allow_gaps=allow_gaps)
 
@@ -96,6 +104,14 @@ def output_folder(ctx: click.Context, param: click.Parameter, value: str | None)
 
         check_target(value)
     return value
+
+
+def default_out(*parts: str) -> Path:
+    """runs/<parts...>: the last part holds a name read from the data (a file's Name column), made a
+    single safe folder name as a panel's ticker folders are ('../x' or 'BRK/B' would leave runs/)."""
+    from .panel import ticker_folder
+
+    return Path("runs", *parts[:-1], ticker_folder(parts[-1]))
 
 
 def out_folder(out: str | None, default: Path, *inputs: str | Path | None) -> Path:

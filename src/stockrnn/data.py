@@ -36,7 +36,6 @@ RENAMES = {
     "adjusted_close": "adj_close",
     "close_last": "close",
 }
-MAX_REPAIRED_SHARE = 0.05  # more repaired rows than this is an error unless gaps are allowed
 EARLIEST = pd.Timestamp("1800-01-01")
 SPLIT_FACTOR = 1.8  # a close-to-close move beyond this factor looks like an unadjusted split
 # A trailing time-zone designator after a time: '2020-01-02 00:00:00-05:00', '...T00:00Z', '... UTC'.
@@ -156,13 +155,9 @@ def _build(raw: RawTable, allow_gaps: bool) -> Prices:
         ratio = frame["close"].to_numpy()[1:] / frame["close"].to_numpy()[:-1]
         jumps = np.flatnonzero((ratio > SPLIT_FACTOR) | (ratio < 1 / SPLIT_FACTOR))
         repairs.jumps = [(frame.index[i + 1], float(ratio[i])) for i in jumps]
-    checked = repairs.rows_checked()  # the dropped leading untraded stretch is no part of the history
-    share = repairs.rows_repaired() / max(checked, 1)
-    if share > MAX_REPAIRED_SHARE and not allow_gaps:
-        raise DataError(
-            f"{label}: {repairs.rows_repaired()} of {checked} rows ({share:.0%}) needed repair, "
-            f"more than {MAX_REPAIRED_SHARE:.0%} ({repairs.summary()}); check the file, or pass --allow-gaps"
-        )
+    excess = None if allow_gaps else repairs.excess(label)
+    if excess is not None:
+        raise DataError(excess)
     return Prices(frame, repairs, label, name)
 
 

@@ -17,6 +17,15 @@ class ConfigError(StockrnnError):
     """Bad option value, unknown model or preset, or a request the data cannot serve."""
 
 
+class NothingToScore(ConfigError):
+    """No ticker of a panel can be scored on a split (a panel backtest leaves such a fold out);
+    `skipped` lists every ticker with its reason."""
+
+    def __init__(self, message: str, skipped: list[dict] | None = None) -> None:
+        super().__init__(message)
+        self.skipped = list(skipped or [])
+
+
 class TrainingError(StockrnnError):
     """Training failed (for example a non-finite loss); the message names the epoch."""
 

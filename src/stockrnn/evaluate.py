@@ -139,12 +139,15 @@ def evaluate(
     cost_bps: float = DEFAULT_COST_BPS,
     on_epoch: EpochCallbacks | None = None,
     stop: StopToken | None = None,
+    targets_until: str | pd.Timestamp | None = None,
 ) -> Evaluation:
     """Fit every model on rows before `test_start` (from `train_start`), forecast each test day
     from the data up to the day before, and score. Persistence is always included: skill and the
     Diebold-Mariano test are measured against it. `test_start` defaults to the last 252 rows.
     `on_epoch(name, config)` gives each model's epoch callback (None: no progress); a `stop` request
-    (a first Ctrl-C) ends the networks' training after the current batch, and the run goes on."""
+    (a first Ctrl-C) ends the networks' training after the current batch, and the run goes on.
+    `targets_until` (a fold of a panel backtest): the step-k forecasts from the last origins whose
+    targets fall after `test_end` are kept up to this date, as one walk over every fold keeps them."""
     prices = as_prices(prices)
     models, target, horizon = prepare_models(models)
     names = [m.name for m in models]
@@ -165,7 +168,8 @@ def evaluate(
 
     lower = 0 if train_start is None else int(index.searchsorted(pd.Timestamp(train_start)))
     forecasts, _ = walk_forward(prices, models, [(lower, first, last)], lambda model: model, None, on_epoch, stop)
-    predictions = long_table(series, forecasts, first, last, horizon)
+    through = last if targets_until is None else int(index.searchsorted(pd.Timestamp(targets_until), "right")) - 1
+    predictions = long_table(series, forecasts, first, last, horizon, max(last, through))
     run = {
         "train_start": prices.frame.loc[train_start:].index[0].strftime("%Y-%m-%d"),
         "train_end": train_end.strftime("%Y-%m-%d"),
@@ -246,15 +250,17 @@ def prepare_models(models: Sequence[Forecaster | str]) -> tuple[list[Forecaster]
 
 
 def long_table(
-    series: pd.Series, forecasts: dict[str, pd.DataFrame], first: int, last: int, horizon: int
-) -> pd.DataFrame:
+    series: pd.Series, forecasts: dict[str, pd.DataFrame], first: int, last: int, horizon: int,
+    through: int | None = None,
+) -> pd.DataFrame:  # fmt: skip
     """origin, date, step, actual and one column per model (plus `<model>_lo80`, ... for models
-    with intervals); only targets inside the test span. `forecasts` come from `rolling` over
-    test days first..last, so their origins are first - 1 .. last - 1."""
+    with intervals); only targets inside the test span (up to row `through` when given: a fold's
+    last origins aim past its end). `forecasts` come from `rolling` over test days first..last, so
+    their origins are first - 1 .. last - 1."""
     origins = np.arange(first, last + 1) - 1
     steps = np.arange(1, horizon + 1)
     target_pos = (origins[:, None] + steps).ravel()
-    keep = target_pos <= last
+    keep = target_pos <= (last if through is None else through)
     dates = series.index
     table = pd.DataFrame(
         {

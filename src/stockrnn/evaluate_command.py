@@ -4,7 +4,6 @@ folder goes to the panel run (panel_command.py)."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -13,6 +12,8 @@ from .cli_common import (
     check_preset_span,
     command_line,
     day,
+    default_out,
+    is_folder,
     load_one,
     make_config,
     out_folder,
@@ -79,7 +80,7 @@ def evaluate_command(
     intervals; with --target close, a long-or-flat trading diagnostic is printed and saved."""
     allow_gaps, cost_bps, report = options.pop("allow_gaps"), options.pop("cost_bps"), not options.pop("no_report")
     runner, skip_bad = {k: options.pop(k) for k in ("engine", "jobs", "threads", "address")}, options.pop("skip_bad")
-    if Path(str(source)).is_dir():
+    if is_folder(source):
         from .panel_command import run_panel
 
         result = run_panel(
@@ -148,7 +149,7 @@ def run_evaluation(
     prices = load_prices(source, allow_gaps=allow_gaps)
     prices.column(target)
     check_preset_span(options, prices.index[test_span(prices, spans["test_start"], spans["test_end"])[0]])
-    out = out_folder(out, Path("runs") / f"{prices.name}-{target}", source, options.get("preset_file"))
+    out = out_folder(out, default_out(f"{prices.name}-{target}"), source, options.get("preset_file"))
     print_data(console, prices)
     evaluation = evaluate_one(prices, configs, spans, settings, quiet)
     write_evaluation(evaluation, out, report, command_line())
@@ -241,7 +242,7 @@ def backtest_command(
     from .tables import print_data, print_folds, print_table
 
     runner = {k: options.pop(k) for k in ("engine", "jobs", "threads", "address")}
-    if Path(str(source)).is_dir():
+    if is_folder(source):
         from .panel_command import backtest_folder
 
         result = backtest_folder(
@@ -258,7 +259,7 @@ def backtest_command(
     prices = load_one(source, allow_gaps, "backtest takes")
     prices.column(target)
     check_preset_span(options, prices.index[test_span(prices, days[0], days[1])[0]])
-    out = out_folder(out, Path("runs") / f"backtest-{prices.name}-{target}", source, options.get("preset_file"))
+    out = out_folder(out, default_out(f"backtest-{prices.name}-{target}"), source, options.get("preset_file"))
     print_data(console, prices)
     started = time.perf_counter()
     progress = FoldProgress(quiet)

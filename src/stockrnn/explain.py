@@ -27,6 +27,7 @@ from .data import Prices, as_prices
 from .errors import ConfigError
 from .forecaster import Forecaster, NetworkForecaster
 from .models import RecurrentNet
+from .windows import parse_day
 
 IG_STEPS = 128  # trapezoid intervals of the path integral
 GATES = {"lstm": ("input", "forget", "output", "cell"), "gru": ("update", "reset")}
@@ -140,6 +141,11 @@ def explain(
 ) -> Explanation:  # fmt: skip
     """Gates of ensemble `member` and attributions of the ensemble's forecast for the window that
     ends at `date` (the last row on or before it; default the last row of `prices`)."""
+    if hasattr(model, "fit_panel"):  # a GlobalForecaster: its inputs are per-ticker standardised panel features
+        raise ConfigError(
+            f"the saved model is a global {model.name} (fit on a folder): explain takes a single-ticker lstm or gru "
+            "model (fit on one file)"
+        )
     if not isinstance(model, NetworkForecaster):
         raise ConfigError(f"a {model.name} model has no gates to explain: explain takes a saved lstm or gru model")
     model._check_fitted()
@@ -191,10 +197,7 @@ def window_end(index: pd.DatetimeIndex, date: str | pd.Timestamp | None, source:
     naming the data's span when the date lies outside it."""
     if date is None:
         return len(index) - 1
-    try:
-        stamp = pd.Timestamp(date).normalize()
-    except (ValueError, TypeError):
-        raise ConfigError(f"--date '{date}' is not a date (use YYYY-MM-DD)") from None
+    stamp = parse_day(date, "--date")  # YYYY-MM-DD only, as every other date option
     if stamp < index[0].normalize() or stamp > index[-1].normalize():
         first, last = index[0].strftime("%Y-%m-%d"), index[-1].strftime("%Y-%m-%d")
         raise ConfigError(f"{source}: --date {stamp:%Y-%m-%d} is outside the data ({first} .. {last})")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from .cli_common import out_folder, output_folder
+from .cli_common import default_out, is_folder, out_folder, output_folder
 from .options import ONE_SOURCE_HELP, allow_gaps_option
 
 
@@ -43,10 +41,10 @@ def explain_command(model_dir, source, day, member, out, allow_gaps) -> None:
     from .report import write_report
 
     model = load(model_dir)
-    if Path(str(source)).is_dir():
+    if is_folder(source):
         raise ConfigError(f"{source}: is a folder; explain takes one price file")
     prices = load_prices(source, allow_gaps=allow_gaps)
-    out = out_folder(out, Path("runs") / "explain" / f"{prices.name}-{model.name}", source, model_dir)
+    out = out_folder(out, default_out("explain", f"{prices.name}-{model.name}"), source, model_dir)
     explanation = explain(model, prices, day, member=member)
     png = png_bytes(explain_figure(explanation, f"{literal(prices.name)}: " + _title(explanation)))
     section = explain_section(explanation, png)

@@ -251,6 +251,13 @@ def load_global(directory: str | Path) -> GlobalForecaster:
         model._restore(state, directory)
         model.calibration_ = Calibration.from_dict(state.get("calibration"), model.config.horizon)
         model.fitted_ = dict(state["fitted"])
+        for ticker, (first, last, digest) in model.fitted_.get("training_rows", {}).items():
+            if (
+                not all(isinstance(v, str) for v in (first, last, digest))
+                or pd.isna(pd.Timestamp(first))
+                or pd.isna(pd.Timestamp(last))
+            ):
+                raise ValueError(f"fitted.training_rows of {ticker} is not [first, last, fingerprint]")
     except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
         reason = exc if isinstance(exc, ConfigError) else repr(exc)
         raise DataError(f"{path}: incomplete or invalid model file ({reason})") from None

@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_common import command_line, day, load_one, make_config, out_folder, output_folder, stop_token
+from .cli_common import (
+    command_line,
+    day,
+    default_out,
+    is_folder,
+    load_one,
+    make_config,
+    out_folder,
+    output_folder,
+    stop_token,
+)
 from .config import MODELS, NETWORKS
 from .files import atomic_dir, atomic_file, check_apart, check_file_target
 from .options import ONE_SOURCE_HELP, allow_gaps_option, network_options, report_option, skip_bad_option
@@ -49,7 +59,7 @@ def fit_command(
     """Fit one model on the rows of --data (from --train-start to --train-end), save it to --save
     and print its forecast for the next weekdays after the last row. On a folder, one global model
     fitted on every ticker."""
-    if Path(str(source)).is_dir():
+    if is_folder(source):
         from .panel_command import fit_panel
 
         return fit_panel(
@@ -65,7 +75,7 @@ def fit_command(
     prices = load_one(source, allow_gaps)
     prices.column(target)
     save_dir = out_folder(
-        save_dir, Path("runs") / "models" / f"{prices.name}-{target}-{model_name}", source, options.get("preset_file")
+        save_dir, default_out("models", f"{prices.name}-{target}-{model_name}"), source, options.get("preset_file")
     )
     print_data(console, prices)
     progress = TrainingProgress(quiet)
@@ -113,7 +123,7 @@ def predict_command(model_dir, source, horizon, out, allow_gaps, skip_bad, no_re
     if out and str(out).lower().endswith(".csv"):
         check_file_target(out, source, FORECAST_HEADERS)
     model = load(model_dir)
-    if Path(str(source)).is_dir():
+    if is_folder(source):
         from .panel_command import predict_panel
 
         return predict_panel(model, source, horizon, out, allow_gaps, skip_bad, not no_report)
@@ -136,6 +146,12 @@ def predict_command(model_dir, source, horizon, out, allow_gaps, skip_bad, no_re
         console.print(strong("Written to ", (str(out), "bold")))
 
 
+def fitted_settings(model) -> dict:
+    """The report's view of what a model was fitted on: its fitted_ less a global model's per-ticker
+    training rows (a line per ticker; model.json keeps them)."""
+    return {k: v for k, v in model.fitted_.items() if k != "training_rows"}
+
+
 def write_forecast_folder(model, prices: Prices, table, out: Path, report: bool, warning: str | None) -> None:
     """predict --out DIR: forecast.csv and report.html (the forecast after the history), all or nothing."""
     from .forecaster import versions
@@ -147,7 +163,7 @@ def write_forecast_folder(model, prices: Prices, table, out: Path, report: bool,
             data = {"source": prices.source, "name": prices.name, "target": model.config.target, "rows": len(prices),
                     "first": f"{prices.index[0]:%Y-%m-%d}", "last": f"{prices.index[-1]:%Y-%m-%d}",
                     "repairs": prices.repairs.to_dict(), "warnings": [warning] if warning else []}  # fmt: skip
-            settings = {"model": model.name, "fitted": model.fitted_, "config": model.config.to_dict()}
+            settings = {"model": model.name, "fitted": fitted_settings(model), "config": model.config.to_dict()}
             metadata = {"data": data, "settings": settings, "versions": versions()}
             history = prices.column(model.config.target)
             write_report(

@@ -5,6 +5,8 @@ single file would be. The panel adds one rule of its own: a ticker is never drop
 that cannot be read stops the load (naming the file) unless `skip_bad`; a file that reads but fails
 validation (too many repairs, a constant price, a spliced history) and a ticker with too little
 history for the split are moved to `Panel.skipped` with the reason, and the other tickers go on.
+Loading judges whole files; a panel run judges the repair limit and the spliced-history check again
+on the rows before its test start (`Panel.judged`), so that who trains depends on no later row.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pandas as pd
 
 from . import data
 from .data import Prices, load_prices
-from .errors import DataError
+from .errors import DataError, NothingToScore
 from .sources import list_folder, read_source, ticker_from_filename
 
 __all__ = ["MAX_JUMP_SHARE", "Panel", "load_panel", "ticker_folder"]
@@ -33,12 +35,29 @@ PANEL_FILES = (
 
 
 class Panel(Mapping[str, Prices]):
-    """Tickers in load order -> `Prices`; `skipped` lists {"ticker", "reason"} for each one left out."""
+    """Tickers in load order -> `Prices`; `skipped` lists {"ticker", "reason"} for each one left out.
+    `held`: the tickers that read but failed validation; `strict`: for every ticker that read, in load
+    order, whether the 5% repair limit holds for it (a file without --allow-gaps). With them `judged`
+    can judge validation again on fewer rows."""
 
-    def __init__(self, prices: Mapping[str, Prices], skipped: Sequence[dict] = (), source: str = "<panel>") -> None:
+    def __init__(
+        self, prices: Mapping[str, Prices], skipped: Sequence[dict] = (), source: str = "<panel>",
+        held: Mapping[str, Prices] | None = None, strict: Mapping[str, bool] | None = None,
+    ) -> None:  # fmt: skip
         self.prices = dict(prices)
         self.skipped = [dict(s) for s in skipped]
         self.source = source
+        self.held = dict(held or {})
+        self.strict = dict(strict or {})
+
+    @property
+    def loaded(self) -> dict[str, Prices]:
+        """Every ticker that read, kept or held, in load order (a backtest's folds judge each again)."""
+        order = [*self.strict, *(t for t in self.prices if t not in self.strict)]
+        return {t: self.prices.get(t, self.held.get(t)) for t in order if t in self.prices or t in self.held}
+
+    def _derived(self, prices: Mapping[str, Prices], skipped: Sequence[dict]) -> Panel:
+        return Panel(prices, skipped, self.source, self.held, self.strict)
 
     def __getitem__(self, ticker: str) -> Prices:
         return self.prices[ticker]
@@ -51,6 +70,22 @@ class Panel(Mapping[str, Prices]):
 
     def __repr__(self) -> str:
         return f"Panel({self.source!r}: {len(self)} tickers, {len(self.skipped)} skipped)"
+
+    def judged(self, until: str | pd.Timestamp) -> Panel:
+        """This panel with validation (the 5% repair limit, a spliced history) judged on each ticker's
+        rows before `until` only, where `load_panel` judged whole files: so which tickers a panel run
+        keeps depends on no row on or after its test start. A ticker held back for rows after `until`
+        comes back; one that fails before it is held back with that reason."""
+        until = pd.Timestamp(until)
+        kept, held, skipped = {}, {}, [s for s in self.skipped if s["ticker"] not in self.held]
+        for ticker, prices in self.loaded.items():
+            reason = _verdict(prices, self.strict.get(ticker, False), until)
+            if reason is None:
+                kept[ticker] = prices
+            else:
+                held[ticker] = prices
+                skipped.append({"ticker": ticker, "reason": reason})
+        return Panel(kept, skipped, self.source, held, self.strict)
 
     def require_history(
         self,
@@ -85,12 +120,20 @@ class Panel(Mapping[str, Prices]):
                 kept[ticker] = prices
             else:
                 skipped.append({"ticker": ticker, "reason": reason})
-        return Panel(kept, skipped, self.source)
+        return self._derived(kept, skipped)
+
+    def nothing_left(self, what: str, since: Panel, count: int = 3) -> NothingToScore:
+        """The error of an empty panel: `what`, then why the first few tickers it lost since `since`
+        (the panel it came from) are out; every skipped ticker rides along for a backtest's fold."""
+        new = [s for s in self.skipped if s not in since.skipped] or self.skipped
+        more = f"; and {len(new) - count} more" if len(new) > count else ""
+        why = "; ".join(f"{s['ticker']}: {s['reason']}" for s in new[:count]) + more
+        return NothingToScore(f"{self.source}: {what} ({why})", self.skipped)
 
     def without(self, reasons: Mapping[str, str]) -> Panel:
         """A new panel without the tickers of `reasons` (ticker -> why), each moved to `skipped`."""
         kept = {t: p for t, p in self.prices.items() if t not in reasons}
-        return Panel(kept, [*self.skipped, *({"ticker": t, "reason": r} for t, r in reasons.items())], self.source)
+        return self._derived(kept, [*self.skipped, *({"ticker": t, "reason": r} for t, r in reasons.items())])
 
     def require_test_rows(self, test_start: str | pd.Timestamp, test_end: str | pd.Timestamp | None = None) -> Panel:
         """A new panel without the tickers that have no row from `test_start` to `test_end`, each moved
@@ -141,40 +184,46 @@ def load_panel(
         items, label = [(None, Path(p)) for p in source], "<files>"
         if not items:
             raise DataError("load_panel: the list of files is empty")
-    kept: dict[str, Prices] = {}
+    parsed: dict[str, Prices] = {}
+    strict: dict[str, bool] = {}  # does the 5% repair limit hold (a file without allow_gaps)
     folders: dict[str, str] = {}  # output folder, casefolded (one folder on macOS and Windows) -> ticker
     skipped: list[dict] = []
     for done, (ticker, item) in enumerate(items, start=1):
         if on_load is not None:
             on_load(done - 1, len(items))
         try:
-            prices = _load_one(ticker, item, allow_gaps)
+            prices = _load_one(ticker, item, True)  # repaired and reported; the limit is judged below
         except DataError as exc:
             if not skip_bad and not _parses(item):
                 raise
             name = ticker if ticker is not None else ticker_from_filename(Path(item))
             skipped.append({"ticker": str(name), "reason": str(exc)})
             continue
-        reason = _suspect(prices)
-        if reason is not None:
-            skipped.append({"ticker": prices.name, "reason": reason})
-            continue
         folder = ticker_folder(prices.name).casefold()
         if folder in folders:
-            other = kept[folders[folder]]
+            other = parsed[folders[folder]]
             if other.name == prices.name:
                 raise DataError(f"{label}: ticker {prices.name} is in both {other.source} and {prices.source}")
             raise DataError(
                 f"{label}: tickers {other.name} ({other.source}) and {prices.name} ({prices.source}) would share "
                 f"the output folder {ticker_folder(prices.name)}: rename one"
             )
-        kept[prices.name], folders[folder] = prices, prices.name
+        parsed[prices.name], folders[folder] = prices, prices.name
+        strict[prices.name] = not (allow_gaps if allow_gaps is not None else isinstance(item, pd.DataFrame))
     if on_load is not None:
         on_load(len(items), len(items))
+    kept, held = {}, {}
+    for name, prices in parsed.items():  # whole files here; a panel run judges the rows before its test
+        reason = _verdict(prices, strict[name], None)
+        if reason is None:
+            kept[name] = prices
+        else:
+            held[name] = prices
+            skipped.append({"ticker": name, "reason": reason})
     if not kept:
         reasons = "; ".join(f"{s['ticker']}: {s['reason']}" for s in skipped[:3])
         raise DataError(f"{label}: no usable ticker ({reasons})")
-    return Panel(kept, skipped, label)
+    return Panel(kept, skipped, label, held, strict)
 
 
 def ticker_folder(ticker: str) -> str:
@@ -206,12 +255,18 @@ def _parses(item: Path | pd.DataFrame) -> bool:
     return True
 
 
-def _suspect(prices: Prices) -> str | None:
-    """A reason to leave a ticker out that `load_prices` only reports: a spliced history."""
-    jumps = prices.repairs.jumps
-    if len(jumps) > max(MAX_JUMP_SHARE * len(prices), 3):
+def _verdict(prices: Prices, strict: bool, until: pd.Timestamp | None) -> str | None:
+    """Why a ticker that read fails validation on its rows before `until` (all: None), or None:
+    more than 5% of them repaired (where the limit holds), or a spliced history, which `load_prices`
+    only reports: its close moves beyond data.SPLIT_FACTOR on too many days."""
+    rows = len(prices.frame) if until is None else int(prices.index.searchsorted(until))
+    excess = prices.repairs.excess(prices.source, until, rows) if strict else None
+    if excess is not None:
+        return excess
+    jumps = [j for j in prices.repairs.jumps if until is None or j[0] < until]
+    if len(jumps) > max(MAX_JUMP_SHARE * rows, 3):
         return (
-            f"{prices.source}: close moves beyond x{data.SPLIT_FACTOR:g} on {len(jumps)} of {len(prices)} days "
+            f"{prices.source}: close moves beyond x{data.SPLIT_FACTOR:g} on {len(jumps)} of {rows} days "
             f"(first {jumps[0][0]:%Y-%m-%d}): a spliced or unadjusted history"
         )
     return None

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .backtest import FOLD_KEYS, refit_positions
 from .config import ModelConfig
-from .errors import ConfigError
+from .errors import ConfigError, NothingToScore
 from .evaluate import BANDS, DEFAULT_COST_BPS, Evaluation
 from .forecaster import make_forecaster
 from .interrupt import StopToken, token
@@ -71,22 +71,31 @@ def backtest_panel(
     if first >= len(dates) or last < first:
         raise ConfigError(f"{panel.source}: no date of the panel in the test span from {start:%Y-%m-%d}")
     starts = refit_positions(first, last, refit_every)
-    runs, folds = [], []
+    runs, folds, empty, read = [], [], None, panel.loaded
     for i, begin in enumerate(starts):
         end = starts[i + 1] - 1 if i + 1 < len(starts) else last
-        result = evaluate_panel(
-            panel, names, dates[begin], dates[end], train_start, configs, preset, on_progress, cost_bps=cost_bps,
-            runner=runner, on_epoch=on_epoch, stop=stop,
-        )  # fmt: skip
-        if stop.requested and not result.evaluations and runs:
+        span = {"fold": i + 1, "test_start": f"{dates[begin]:%Y-%m-%d}", "test_end": f"{dates[end]:%Y-%m-%d}"}
+        try:
+            result = evaluate_panel(
+                panel, names, dates[begin], dates[end], train_start, configs, preset, on_progress, cost_bps=cost_bps,
+                runner=runner, on_epoch=on_epoch, stop=stop, targets_until=dates[last],
+            )  # fmt: skip
+        except NothingToScore as exc:  # no ticker of this fold can be scored: the others go on
+            empty = empty or exc
+            runs.append(None)
+            left = [e for e in exc.skipped if e["ticker"] in read]
+            folds.append({**span, "train_end": None, "tickers_evaluated": 0, "models": {}, "skipped": left})
+            if on_fold is not None:
+                on_fold(i + 1, len(starts), folds[-1])
+            continue
+        if stop.requested and not result.evaluations and any(runs):
             break  # a first Ctrl-C during this fold's global fits: the folds before it stand
         fold = {
-            "fold": i + 1,
+            **span,
             "train_end": result.panel["settings"]["train_end"],
-            "test_start": f"{dates[begin]:%Y-%m-%d}",
-            "test_end": f"{dates[end]:%Y-%m-%d}",
             "tickers_evaluated": len(result.evaluations),
             "models": {n: m["median_skill"] for n, m in result.panel["models"].items()},  # median skill
+            "skipped": [e for e in result.panel["skipped"] if e["ticker"] in read],  # read, not scored here
         }
         runs.append(result)
         folds.append(fold)
@@ -94,48 +103,54 @@ def backtest_panel(
             on_fold(i + 1, len(starts), fold)
         if stop.requested:
             break
+    if not any(runs):
+        raise empty
     return _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_bps, stop.requested)
 
 
 def _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_bps, interrupted) -> PanelEvaluation:
-    """The folds' per-ticker evaluations joined and scored per ticker, then the panel scores."""
-    target = configs[names[0]].target
+    """The folds' per-ticker evaluations joined and scored per ticker, then the panel scores. A fold
+    with no ticker to score has no run (None); a ticker left out of some folds is listed with them."""
+    done = [(f, r) for f, r in zip(folds, runs, strict=True) if r is not None]
     failed = [
-        {"unit": f"{entry['unit']} (fold {f['fold']})", "error": entry["error"]}
-        for f, r in zip(folds, runs, strict=True)
-        for entry in r.failed
+        {"unit": f"{entry['unit']} (fold {f['fold']})", "error": entry["error"]} for f, r in done for entry in r.failed
     ]
     # A global model whose fit failed in a fold has no forecast for any ticker there: scored over its
     # other folds it would rest on the tickers those folds hold, so it is not scored at all.
-    lost = {n: [f["fold"] for f, r in zip(folds, runs, strict=True) if n in _failed_fits(r)] for n in names}
+    lost = {n: [f["fold"] for f, r in done if n in _failed_fits(r)] for n in names}
     lost = {n: ks for n, ks in lost.items() if ks}
     for name, ks in lost.items():
         where = ", ".join(map(str, ks))
         failed.append({"unit": f"{name} (global)", "error": f"not scored: its fit failed in fold {where}"})
     evaluations = {}
-    for ticker in panel:
-        pairs = zip(folds, runs, strict=True)
-        parts = [(f["fold"], r.evaluations[ticker]) for f, r in pairs if ticker in r.evaluations]
+    for ticker, prices in panel.loaded.items():  # a ticker held back at load may pass in a fold
+        parts = [(f["fold"], r.evaluations[ticker]) for f, r in done if ticker in r.evaluations]
         if parts:
             evaluations[ticker] = _ticker(
-                panel[ticker], parts, configs, refit_every, train_start, cost_bps, panel, interrupted, set(lost)
+                prices, parts, configs, refit_every, train_start, cost_bps, panel, interrupted, set(lost)
             )
     skipped, seen = [], set()
-    for r in runs:
+    for r in (r for r in runs if r is not None):
         for entry in r.panel["skipped"]:
             if entry["ticker"] not in evaluations and entry["ticker"] not in seen:
                 skipped.append(entry)
                 seen.add(entry["ticker"])
+    partly = {}  # ticker -> the folds it was left out of, with the first reason
+    for fold in folds:
+        for entry in fold["skipped"]:
+            if entry["ticker"] in evaluations:
+                partly.setdefault(entry["ticker"], {"ticker": entry["ticker"], "folds": [], "reason": entry["reason"]})
+                partly[entry["ticker"]]["folds"].append(fold["fold"])
     scored = sorted({n for e in evaluations.values() for n in e.models}, key=names.index)
     summary = summary_table({t: e.metrics for t, e in evaluations.items()})
-    forecasts = step_one(evaluations, panel, target)
+    forecasts = step_one(evaluations, panel.loaded, configs[names[0]].target)
     ic = rank_ic(forecasts, scored)
-    settings = copy.deepcopy(runs[-1].panel["settings"])
+    settings = copy.deepcopy(done[-1][1].panel["settings"])
     settings.update(
         tickers_evaluated=len(evaluations),
         test_start=folds[0]["test_start"],
         test_end=folds[-1]["test_end"],
-        train_end=folds[0]["train_end"],
+        train_end=done[0][0]["train_end"],
         refit_every=refit_every,
         window_mode="expanding",
         interrupted=interrupted,
@@ -144,10 +159,11 @@ def _combine(panel, runs, folds, names, configs, refit_every, train_start, cost_
     content = {
         "models": panel_scores(summary, ic),
         "skipped": skipped,
+        "left_out_of_folds": list(partly.values()),
         "failed": failed,
         "folds": folds,
         "settings": settings,
-        "versions": runs[-1].panel["versions"],
+        "versions": done[-1][1].panel["versions"],
     }
     return PanelEvaluation(evaluations, summary, content, ic)
 

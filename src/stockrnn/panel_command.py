@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -197,31 +198,46 @@ def predict_panel(model, source, horizon, out, allow_gaps, skip_bad, report: boo
             f"{source}: is a folder; the saved {model.name} model is a single-ticker model: predict it on one file"
         )
     panel = load_panel(source, skip_bad=skip_bad, allow_gaps=allow_gaps)
-    tables, failed = [], []
+    tables, failed, revised = [], [], []
     for ticker, prices in panel.items():
         try:
             tables.append(model.predict(prices, horizon).assign(ticker=ticker))
         except ConfigError as exc:
             failed.append({"ticker": ticker, "reason": str(exc)})
+            continue
+        if model.check_data(prices) is not None:
+            revised.append(ticker)
     if not tables:
         raise ConfigError(f"{source}: no ticker could be forecast ({failed[0]['reason'] if failed else ''})")
     table = forecast_table(tables)
+    warning = None
+    if revised:
+        names = ", ".join(revised[:5]) + (f" and {len(revised) - 5} more" if len(revised) > 5 else "")
+        warning = (
+            f"{source}: the training rows of {len(revised)} ticker(s) differ from those the global {model.name} "
+            f"model was trained on (revised or other data): {names}"
+        )
     if out and str(out).lower().endswith(".csv"):
         with atomic_file(out) as tmp:
             table.to_csv(tmp, index=False, date_format="%Y-%m-%d")
     elif out:
         from .forecaster import versions
+        from .model_commands import fitted_settings
         from .report import write_report
 
         with atomic_dir(out) as tmp:
             table.to_csv(tmp / "forecast.csv", index=False, date_format="%Y-%m-%d")
             if report:
                 data = {"source": str(source), "name": panel.source, "target": model.config.target,
-                        "tickers": len(tables), "skipped": [*panel.skipped, *failed]}  # fmt: skip
-                settings = {"model": f"global {model.name}", "fitted": model.fitted_, "config": model.config.to_dict()}
+                        "tickers": len(tables), "skipped": [*panel.skipped, *failed],
+                        "warnings": [warning] if warning else []}  # fmt: skip
+                settings = {"model": f"global {model.name}", "fitted": fitted_settings(model),
+                            "config": model.config.to_dict()}  # fmt: skip
                 metadata = {"data": data, "settings": settings, "versions": versions()}
                 write_report(tmp / "report.html", forecast=table.set_index("date"), metadata=metadata,
                              command=command_line())  # fmt: skip
+    if warning:  # after every check, so that a failing run prints its error line alone
+        print(f"stockrnn: warning: {warning}", file=sys.stderr)
     console = output_console()
     print_panel_forecast(console, table, f"global {model.name} forecast of {model.config.target}")
     for entry in [*panel.skipped, *failed]:

@@ -129,6 +129,7 @@ def evaluate_panel(
     runner: Runner | None = None,
     on_epoch: Callable[[str, ModelConfig], EpochCallback | None] | None = None,
     stop: StopToken | None = None,
+    targets_until: str | pd.Timestamp | None = None,
     **overrides,
 ) -> PanelEvaluation:
     """Fit the global models once on the training rows of every ticker, then `evaluate` each ticker
@@ -151,7 +152,8 @@ def evaluate_panel(
     are kept, the others listed in `skipped`, and `panel["settings"]["interrupted"]` is true, as is
     the metrics' `interrupted` of the ticker whose training it cut short (none is scored when it came
     during the global fits); a second one raises `RunInterrupted` (a KeyboardInterrupt) and nothing
-    is kept."""
+    is kept. `targets_until`: as `evaluate`'s (a fold of a panel backtest). With no ticker to score,
+    `NothingToScore` (a ConfigError) says why for the first few."""
     stop = token(stop)
     names = panel_models(models)
     configs = {n: (configs or {}).get(n) or _config(n, preset, overrides) for n in names}
@@ -165,14 +167,15 @@ def evaluate_panel(
         raise ConfigError(f"test end {test_end:%Y-%m-%d} is before the test start {start:%Y-%m-%d}")
     if train_start is not None and train_start >= start:
         raise ConfigError(f"train start {train_start:%Y-%m-%d} is not before the test start {start:%Y-%m-%d}")
+    panel = panel.judged(start)  # validation on the rows before the test only, as the rest of the split
     need = max(1 if n == "persistence" else c.window for n, c in configs.items()) + horizon
     # who trains: rows before the start only
     trainable = panel.require_history(start, need, train_start=train_start, target=target)
     if not trainable:
-        raise ConfigError(f"{panel.source}: no ticker has {need} rows before the test start {start:%Y-%m-%d}")
+        raise trainable.nothing_left(f"no ticker has {need} rows before the test start {start:%Y-%m-%d}", panel)
     usable = trainable.require_test_rows(start, test_end)  # who is scored
     if not usable:
-        raise ConfigError(f"{panel.source}: no ticker has a row in the test span from {start:%Y-%m-%d}")
+        raise usable.nothing_left(f"no ticker to score from {start:%Y-%m-%d}", panel)
     train_end = start - pd.Timedelta(days=1)
     n_global = sum(n in GLOBAL_MODELS for n in names)
     total = len(usable) + n_global
@@ -196,14 +199,15 @@ def evaluate_panel(
             if on_progress is not None:
                 on_progress(f"{name} (global)", done, total)
 
-    usable = _forecastable(usable, fitted)  # every model is scored on the same tickers
+    scoring, usable = usable, _forecastable(usable, fitted)  # every model is scored on the same tickers
     if not usable:
-        last = usable.skipped[-1]
-        raise ConfigError(f"{panel.source}: no ticker left to score ({last['ticker']}: {last['reason']})")
+        raise usable.nothing_left(f"no ticker left to score from {start:%Y-%m-%d}", scoring)
     total = len(usable) + n_global
     shared = dict(
         panel=usable, names=names, configs=configs, fitted=fitted, train_end=train_end, stop=stop,
-        spans=dict(test_start=start, test_end=test_end, train_start=train_start, cost_bps=cost_bps),
+        spans=dict(
+            test_start=start, test_end=test_end, train_start=train_start, cost_bps=cost_bps, targets_until=targets_until
+        ),
     )  # fmt: skip
     evaluations, errors, interrupted = _run_tickers(runner, shared, list(usable), on_progress, n_global, total)
     failed += errors
@@ -338,7 +342,7 @@ def _error(message: str | None, error_type: str | None) -> str:
     return str(message) if error_type in ours else f"{error_type}: {message}"
 
 
-def step_one(evaluations: Mapping[str, Evaluation], panel: Panel, target: str) -> pd.DataFrame:
+def step_one(evaluations: Mapping[str, Evaluation], panel: Mapping[str, Prices], target: str) -> pd.DataFrame:
     """Every ticker's scored step-1 forecasts with the last close before each (the last target price
     in data without a close): `date, ticker, last_close, actual, <model>...`; days whose target was
     repaired are left out, as in scoring."""

@@ -125,7 +125,8 @@ class GlobalForecaster:
         self._fit_data(windows.data, windows.fit, windows.val, on_epoch, stop, runner)
         self.train_end_ = max(f.index[-1] for f in frames.values())
         self.calibration_ = self._calibrate(frames, cutoff)
-        digest = hashlib.sha256("".join(f"{t}:{fingerprint(f)};" for t, f in frames.items()).encode())
+        prints = {t: fingerprint(f) for t, f in frames.items()}
+        digest = hashlib.sha256("".join(f"{t}:{p};" for t, p in prints.items()).encode())
         self.fitted_ = {
             "tickers": len(frames),
             "skipped": windows.skipped,
@@ -135,6 +136,10 @@ class GlobalForecaster:
             "windows": len(windows.fit),
             "validation_windows": len(windows.val),
             "fingerprint": digest.hexdigest()[:16],
+            # each ticker's training rows, which `check_data` compares a later file with
+            "training_rows": {
+                t: [f"{f.index[0]:%Y-%m-%d}", f"{f.index[-1]:%Y-%m-%d}", prints[t]] for t, f in frames.items()
+            },
         }
         return self
 
@@ -281,6 +286,23 @@ class GlobalForecaster:
         if self.calibration_ is not None:
             columns.update(interval_columns(values, origin_scale(frame)[origins], self.calibration_))
         return pd.DataFrame(columns, index=pd.DatetimeIndex(frame.index[origins], name="origin"))
+
+    def check_data(self, prices: Prices | pd.DataFrame) -> str | None:
+        """A one-line warning when `prices` is a ticker this model trained on and its rows over that
+        ticker's training span differ from those it saw (revised or other data), else None."""
+        self._check_fitted()
+        prices = as_prices(prices)
+        seen = self.fitted_.get("training_rows", {}).get(prices.name)  # absent in older model files
+        if seen is None:
+            return None
+        first, last, digest = seen
+        index = prices.frame.index
+        if len(index) and index[0] <= pd.Timestamp(first) and fingerprint(prices.frame.loc[first:last]) != digest:
+            return (
+                f"{prices.source}: the rows from {first} to {last} differ from those the global {self.name} model "
+                f"was trained on for {prices.name} (revised or other data)"
+            )
+        return None
 
     def predict(self, prices: Prices | pd.DataFrame, horizon: int = 1) -> pd.DataFrame:
         """Forecasts for the next `horizon` weekdays after the last row of `prices`, which must reach

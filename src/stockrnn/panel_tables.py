@@ -44,5 +44,10 @@ def print_panel(console: Console, result: PanelEvaluation) -> None:
     )
     for entry in result.panel["skipped"]:
         console.print(f"  skipped {entry['ticker']}: {entry['reason']}")
+    for entry in result.panel.get("left_out_of_folds", []):  # a backtest: scored in the other folds
+        folds = ", ".join(map(str, entry["folds"]))
+        console.print(
+            f"  partly skipped {entry['ticker']} (fold {folds} of {len(result.panel['folds'])}): {entry['reason']}"
+        )
     for entry in result.panel["failed"]:
         console.print(strong("  ", ("failed", "red"), f" {entry['unit']}: {entry['error']}"))

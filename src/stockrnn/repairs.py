@@ -1,7 +1,8 @@
 """`Repairs`: what loading changed, dropped or found, so that nothing passes silently.
 
 Kept apart from `data.py`, which decides the repairs; this module only records and reports them
-(the run summary line and the `repairs` entry of metrics.json).
+(the run summary line and the `repairs` entry of metrics.json), and counts them against the 5%
+limit, over a whole file or its rows before a date (a panel run's test start).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 GAP_DAYS = 10  # calendar days between two rows that count as a gap worth reporting
+MAX_REPAIRED_SHARE = 0.05  # more repaired rows than this is an error unless gaps are allowed
 
 
 def _days(values) -> list[str]:
@@ -70,6 +72,29 @@ class Repairs:
     def rows_checked(self) -> int:
         """Source rows the 5% repair limit is measured on: all but the dropped leading untraded stretch."""
         return self.source_rows - len(self.dropped_untraded)
+
+    def counted(self, until: pd.Timestamp | None = None, rows: int = 0) -> tuple[int, int]:
+        """(rows repaired, rows checked) of the 5% limit: over the whole file (`until` None), or
+        over its rows before `until`, of which `rows` are in the history (a panel run judges no row
+        on or after its test start)."""
+        if until is None:
+            return self.rows_repaired(), self.rows_checked()
+        changed = {d for dates in (*self.filled.values(), *self.widened.values()) for d in dates if d < until}
+        changed |= {d for d in self.untraded if d < until}
+        dropped = sum(d < until for d in (*self.dropped_nonpositive, *self.dropped_leading_missing))
+        return len(changed) + dropped, rows + dropped
+
+    def excess(self, label: str, until: pd.Timestamp | None = None, rows: int = 0) -> str | None:
+        """Why more than 5% of the rows (see `counted`) needed repair, naming `label`, or None."""
+        repaired, checked = self.counted(until, rows)
+        share = repaired / max(checked, 1)
+        if share <= MAX_REPAIRED_SHARE:
+            return None
+        where = "" if until is None else f" before {until:%Y-%m-%d}"
+        return (
+            f"{label}: {repaired} of {checked} rows{where} ({share:.0%}) needed repair, "
+            f"more than {MAX_REPAIRED_SHARE:.0%} ({self.summary()}); check the file, or pass --allow-gaps"
+        )
 
     def to_dict(self) -> dict:
         return {

@@ -289,8 +289,10 @@ def evaluation_sections(
             "lag",
             "Lag check",
             '<p class="note">A model that only repeats yesterday lies on the orange line (the actual shifted by one '
-            "day), its RMSE against yesterday is far below its RMSE against today, and its moves correlate best "
-            "with the actual's moves one day before (lag 1).</p>"
+            "day) and its RMSE against yesterday is far below its RMSE against today. The bars correlate each "
+            "model's predicted change (forecast minus the last value) with the actual's change k days before: a "
+            "forecast that anticipates the move peaks at lag 0 (the best lag of the table), one that echoes moves "
+            "already made peaks at lag 1 or later.</p>"
             + draw("lag_check", "lag-chart", evaluation)
             + lag_table(evaluation),
         ),
@@ -348,9 +350,10 @@ def panel_sections(
     sections.append(("skill", "Skill distribution", draw("skill_distribution", "skill-chart", summary, points)))
     if rank_ic is not None and not rank_ic.empty:
         sections.append(("rank-ic", "Rank IC", draw("rank_ic", "rank-ic-chart", rank_ic, points)))
+    headings = {"skipped": "skipped", "left_out_of_folds": "left out of some folds", "failed": "failed"}
     problems = "".join(
-        f"<h3>{key} ({len(info[key])})</h3>" + table(pd.DataFrame(info[key]), index=False)
-        for key in ("skipped", "failed")
+        f"<h3>{heading} ({len(info[key])})</h3>" + table(pd.DataFrame(info[key]), index=False)
+        for key, heading in headings.items()
         if info.get(key)
     )
     if problems:

@@ -12,6 +12,8 @@ import plotly.graph_objects as go
 
 from .config import NETWORKS
 from .evaluate import Evaluation
+from .metrics import MAX_LAG, change_correlations
+from .report_tables import repaired_days
 
 COLORS = {
     "actual": "#111111",
@@ -24,7 +26,6 @@ COLORS = {
     "gru_local": "#aec7e8",
 }
 OTHER = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#ff7f0e")
-MAX_LAG = 5
 DAY = "%Y-%m-%d"  # dates in hover labels as in the tables
 LAG_DAYS = 60  # the lag check shows the last days of the test period, where a one-day shift is visible
 
@@ -108,23 +109,20 @@ def forecast(evaluation: Evaluation, step: int = 1, bands: str = "all") -> go.Fi
     return _layout(fig, f"{escape(str(data['name']))}: {ahead} {data['target']} forecasts{refits}", data["target"])
 
 
-def lag_correlations(actual: np.ndarray, forecast_: np.ndarray) -> list[float | None]:
-    """Correlation of the forecast's daily change with the actual's change k days earlier, k = 0..5:
-    the curve behind `best_lag` (a peak at k >= 1: the forecast repeats moves already made)."""
-    df, da = np.diff(np.asarray(forecast_, dtype=float)), np.diff(np.asarray(actual, dtype=float))
-    out = []
-    for k in range(MAX_LAG + 1):
-        f, a = df[k:], da[: len(da) - k]
-        ok = np.isfinite(f) & np.isfinite(a)
-        f, a = f[ok], a[ok]
-        out.append(None if len(f) < 3 or np.std(f) == 0 or np.std(a) == 0 else float(np.corrcoef(f, a)[0, 1]))
-    return out
+def lag_correlations(evaluation: Evaluation, name: str) -> list[float | None]:
+    """The curve behind `best_lag`, k = 0..5: the correlation of the model's predicted change
+    (forecast - last value) with the realised change k days earlier, over the scored step-1 days
+    (`metrics.change_correlations`, as scoring computes it; a peak at k >= 1: it repeats old moves)."""
+    wide = evaluation.wide(1)
+    rows = wide[~wide.index.isin(pd.to_datetime(sorted(repaired_days(evaluation.metrics["data"]))))]
+    last = rows["persistence"].to_numpy()  # persistence's step-1 forecast is the last known value
+    return change_correlations(rows["actual"].to_numpy(), rows[name].to_numpy(), last, MAX_LAG)
 
 
 def lag_check(evaluation: Evaluation) -> go.Figure:
     """Left: the last weeks of the test period with the actual shifted by one day (yesterday's
-    value); a model whose line lies on the shifted one only repeats yesterday. Right: the
-    correlation of each model's daily change with the actual's change k days before."""
+    value); a model whose line lies on the shifted one only repeats yesterday. Right: for each model,
+    `lag_correlations` (what `best_lag` picks from)."""
     from plotly.subplots import make_subplots
 
     table = evaluation.wide(1)
@@ -133,7 +131,7 @@ def lag_check(evaluation: Evaluation) -> go.Figure:
     x = _days(recent.index)
     fig = make_subplots(
         rows=1, cols=2, column_widths=[0.64, 0.36], horizontal_spacing=0.08,
-        subplot_titles=(f"last {len(recent)} test days", "correlation of daily moves with the actual's, k days before"),
+        subplot_titles=(f"last {len(recent)} test days", "predicted change vs the actual's change k days before"),
     )  # fmt: skip
     fig.add_trace(
         go.Scatter(x=x, y=_values(recent["actual"]), name="actual", line={"color": color("actual"), "width": 2}),
@@ -155,7 +153,7 @@ def lag_check(evaluation: Evaluation) -> go.Figure:
             ),
             row=1, col=1,
         )  # fmt: skip
-        corr = lag_correlations(table["actual"].to_numpy(), table[name].to_numpy())
+        corr = lag_correlations(evaluation, name)
         fig.add_trace(
             go.Bar(
                 x=lags, y=[np.nan if c is None else c for c in corr], name=f"{name} by lag", legendgroup=name,

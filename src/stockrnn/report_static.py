@@ -21,7 +21,7 @@ DPI = 90  # about 1000 pixels wide: the page's width, and a quarter fewer bytes 
 
 def lag_figure(evaluation: Evaluation, path: plots.Target) -> plots.Target:
     """Left: the last test days with the actual shifted by one day (a model on that line only
-    repeats yesterday). Right: each model's daily moves correlated with the actual's k days before."""
+    repeats yesterday). Right: each model's `lag_correlations` (what `best_lag` picks from)."""
     table = evaluation.wide(1)
     recent = table.iloc[-LAG_DAYS:]
     target = evaluation.metrics["data"]["target"]
@@ -33,13 +33,13 @@ def lag_figure(evaluation: Evaluation, path: plots.Target) -> plots.Target:
     width = 0.8 / max(len(rivals), 1)
     for i, name in enumerate(rivals):
         left.plot(recent.index, recent[name], lw=1.0, color=plots.COLORS.get(name), label=name)
-        corr = lag_correlations(table["actual"].to_numpy(), table[name].to_numpy())
+        corr = lag_correlations(evaluation, name)
         lags = np.arange(MAX_LAG + 1) + (i - (len(rivals) - 1) / 2) * width
         right.bar(lags, [np.nan if c is None else c for c in corr], width, color=plots.COLORS.get(name), label=name)
     left.set_title(f"last {len(recent)} test days")
     left.set_ylabel(target)
     left.tick_params(axis="x", labelrotation=30)
-    right.set_title("correlation: daily moves vs the actual's k days before", fontsize=9)
+    right.set_title("predicted change vs the actual's change k days before", fontsize=9)
     right.set_xlabel("lag k (trading days)")
     right.axhline(0.0, color="#555555", lw=0.8)
     for ax in (left, right):

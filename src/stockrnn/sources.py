@@ -60,6 +60,21 @@ def one_line(text: str) -> str:
     return re.sub(r"[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]", lambda m: repr(m.group())[1:-1], text)
 
 
+def is_folder(source: object) -> bool:
+    """Does `source` name a folder (a panel)? A bare built-in name ('sp500') is the built-in data, as
+    `read_source` reads it; with a folder of that name here as well, which one is meant is asked."""
+    text = str(source)
+    if not isinstance(source, (str, Path)) or not Path(text).is_dir():
+        return False
+    if text.lower() in BUILTINS:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"'{text}' names the built-in {text.lower()} dataset and a folder here: write ./{text} for the folder"
+        )
+    return True
+
+
 def read_source(source: str | Path | pd.DataFrame) -> RawTable:
     """Dispatch on the kind of source; a folder is an error here (see `list_folder`)."""
     if isinstance(source, pd.DataFrame):

@@ -30,6 +30,7 @@ from .interrupt import StopToken, token
 from .metrics import rmse
 from .options import MAX_SEED
 from .runners import DEFAULT_THREADS, Outcome, RunInterrupted, Runner, Unit, make_runner
+from .sources import is_folder
 from .training import EpochCallback, EpochInfo, resolve_device
 from .tune_panel import GLOBAL_SPACE, panel_trial_spec, run_panel_trial
 from .tune_study import (
@@ -198,7 +199,7 @@ def tune(
     if not resume:
         check_target(out)  # new, empty or a stockrnn output: a user's folder of files is refused
     runner = make_runner(engine, jobs, threads, address, seed)  # bad engine options fail before any file
-    panel = Path(str(source)).is_dir()
+    panel = is_folder(source)
     space = space or (GLOBAL_SPACE if panel else SPACE)
     if panel:
         widest = max(_choices(space.get("window"), GLOBAL_DEFAULTS["window"]))
@@ -279,6 +280,9 @@ def trial_spec(source, model, target, test_start, val_days, epochs, seed, device
             f"{prices.source}: {test_first} rows before the test start, {n_val} of them for validation, leave "
             f"{max(fit_rows, 0)} to fit on; the widest window ({widest}) needs {need} (lower --val-days)"
         )
+    moves = prices.column(target).iloc[fit_rows - 1 : test_first]  # persistence's errors there
+    if moves.nunique() <= 1:  # a trial would find this after its training, with the study folder made
+        raise ConfigError(f"{prices.source}: the target does not move over the validation period: nothing to tune on")
     resolved = Path(str(source)).resolve()
     return {
         "data": str(resolved) if resolved.is_file() else str(source),

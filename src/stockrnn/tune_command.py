@@ -180,5 +180,7 @@ def print_best(console, result) -> None:
     else:  # a panel: the global network's median over the tickers
         scores = f"({s['tickers']} tickers, {s['days']} ticker-days): median skill "
     console.print(f"{span} {scores}{s['skill']:+.4f}", highlight=False)
+    for entry in s.get("skipped", []):  # a panel: the folder's tickers the best trial did not score
+        console.print(f"  skipped {entry['ticker']}: {entry['reason']}")
     note = "; interrupted: --resume continues the search" if st["interrupted"] else ""
     console.print(strong("Best settings in ", (str(result.path), "bold"), f" (use with --preset-file){note}"))

@@ -49,12 +49,17 @@ def panel_trial_spec(source, model, target, test_start, val_days, epochs, seed, 
     """`tune.trial_spec` for a folder: the spans as dates over the union of the panel's dates."""
     from .panel import load_panel
     from .panel_eval import default_test_start
+    from .panel_forecaster import check_global_target
 
+    check_global_target(model, target)  # before the study folder is made
     panel = load_panel(source, allow_gaps=allow_gaps)
+    test = default_test_start(panel) if test_start is None else parse_day(test_start, "--test-start")
+    loaded, panel = panel, panel.judged(test)  # validation on the rows before the test, as every trial's
+    if not panel:
+        raise panel.nothing_left(f"no usable ticker before the test start {test:%Y-%m-%d}", loaded)
     for prices in panel.values():
         prices.column(target)
     dates = reduce(pd.Index.union, (p.index for p in panel.values()))
-    test = default_test_start(panel) if test_start is None else parse_day(test_start, "--test-start")
     before = dates[dates < test]
     n_val = val_days if val_days is not None else min(val_cap, len(before) // 5)
     fit_dates = len(before) - n_val
@@ -98,9 +103,9 @@ def run_panel_trial(
     from .global_models import GlobalNetwork, global_config
     from .panel import load_panel
 
-    panel = load_panel(spec["data"], allow_gaps=spec["allow_gaps"])
     train_end, val_start = pd.Timestamp(spec["train_end"]), pd.Timestamp(spec["val_start"])
-    panel = {ticker: prices.slice(end=train_end) for ticker, prices in panel.items()}
+    loaded = load_panel(spec["data"], allow_gaps=spec["allow_gaps"]).judged(train_end + pd.Timedelta(days=1))
+    panel = {ticker: prices.slice(end=train_end) for ticker, prices in loaded.items()}
     config = global_config(
         spec["model"], None, target=spec["target"], epochs=spec["epochs"], seed=spec["seed"], device=spec["device"],
         ensemble=1, **params,
@@ -116,7 +121,7 @@ def run_panel_trial(
     fit_end = val_start - pd.Timedelta(days=1)  # label slicing: every row before the validation tail
     try:
         network.fit_panel(panel, train_end=fit_end, on_epoch=on_epoch, stop=stop)
-        ratios, days = _score(network, panel, val_start, spec["target"])
+        ratios, days, unscored = _score(network, panel, val_start, spec["target"])
     except optuna.TrialPruned:
         return {"state": "pruned", "epochs": max(epochs, default=0)}
     except TrainingError as exc:
@@ -130,30 +135,33 @@ def run_panel_trial(
         "skill": 1.0 - value,
         "tickers": len(ratios),
         "days": days,
+        # every ticker of the folder not scored, with why: none is left out silently
+        "skipped": [*loaded.skipped, *network.fitted_["skipped"], *unscored],
         "epochs": max(epochs, default=0),
     }
 
 
-def _score(network, panel: dict, val_start: pd.Timestamp, target: str) -> tuple[list, int]:
+def _score(network, panel: dict, val_start: pd.Timestamp, target: str) -> tuple[list, int, list[dict]]:
     """Each trained ticker's RMSE / persistence RMSE over its validation days (repaired days and
-    tickers whose target does not move there left out), and the days scored in all."""
+    tickers whose target does not move there left out), the days scored in all, and the trained
+    tickers left out with why."""
     persistence = make_forecaster("persistence", ModelConfig(target=target))
-    ratios, days = [], 0
+    ratios, days, unscored = [], 0, []
     for ticker in network.series_:
         prices = panel[ticker]
         index = prices.index
-        if not (index >= val_start).any():
-            continue
         first = int(index.searchsorted(val_start))
         scored = ~index[first:].isin(prices.repairs.changed_dates(target))
         if not scored.any():
+            unscored.append({"ticker": ticker, "reason": "no validation day to score (ended or repaired)"})
             continue
         forecast = network.rolling(prices, val_start)["step_1"].to_numpy()
         naive = persistence.fit(prices, train_end=index[first - 1]).rolling(prices, val_start)["step_1"].to_numpy()
         actual = prices.column(target).to_numpy(dtype=float)[first:][scored]
         naive_rmse = rmse(actual, naive[scored])
         if not naive_rmse > 0:
+            unscored.append({"ticker": ticker, "reason": f"its {target} does not move over the validation days"})
             continue
         ratios.append(rmse(actual, forecast[scored]) / naive_rmse)
         days += int(scored.sum())
-    return ratios, days
+    return ratios, days, unscored

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from .errors import ConfigError, TrainingError
+from .errors import ConfigError, Interrupted, TrainingError
 from .files import MARK_TEXT, OUTPUT_MARK
 from .presets import write_preset_file
 
@@ -136,7 +136,7 @@ def write_best(study: optuna.Study, out: Path, spec: dict, interrupted: bool, se
     summary = counts(study)
     if summary["complete"] == 0:
         if interrupted:
-            raise ConfigError(f"interrupted before any trial completed; nothing written (the study is in {out})")
+            raise Interrupted(f"interrupted before any trial completed; nothing written (the study is in {out})")
         raise TrainingError(
             f"no trial completed ({summary['pruned']} pruned, {summary['failed']} failed: "
             f"{_first_error(study)}); nothing written"
@@ -145,7 +145,9 @@ def write_best(study: optuna.Study, out: Path, spec: dict, interrupted: bool, se
     attrs = best.user_attrs
     settings = {**best.params, "epochs": spec["epochs"]}
     # One file: its RMSE and persistence's; a panel: the median skill over `tickers` (tune_panel.py).
-    scores = ("rmse", "persistence_rmse", "skill", "days") if not spec["panel"] else ("skill", "tickers", "days")
+    scores = (
+        ("rmse", "persistence_rmse", "skill", "days") if not spec["panel"] else ("skill", "tickers", "days", "skipped")
+    )
     score = {
         "objective": best.value,
         **{key: attrs[key] for key in scores},
