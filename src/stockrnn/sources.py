@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .files import DATA_SUFFIXES
 
 BUILTINS = ("sp500", "nasdaq")
@@ -67,8 +67,6 @@ def is_folder(source: object) -> bool:
     if not isinstance(source, (str, Path)) or not Path(text).is_dir():
         return False
     if text.lower() in BUILTINS:
-        from .errors import ConfigError
-
         raise ConfigError(
             f"'{text}' names the built-in {text.lower()} dataset and a folder here: write ./{text} for the folder"
         )
