@@ -224,6 +224,30 @@ def test_a_global_model_refuses_a_target_that_is_no_price_before_any_work(cli, f
     assert len(err.strip().splitlines()) == 1 and not out.exists()
 
 
+def test_a_target_no_file_has_is_named_in_the_one_line_error(cli, folder, tmp_path):
+    """The headline said 'no ticker has 11 rows before the test start', as if the files were short."""
+    out = tmp_path / "out"
+    code, _, err = evaluate(cli, folder, out, "--target", "adj_close", "--models", "ridge_local,persistence")
+    assert code == 2 and "no ticker can train before the test start" in err, err
+    assert "AAA: no column for target 'adj_close'" in err and "rows before" not in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_fit_with_a_train_end_judges_the_rows_up_to_it(cli, folder, tmp_path):
+    """A bad row after --train-end left its ticker out of the fit: who trains hung on a later row."""
+    frame = pd.read_csv(folder / "DDD.csv", index_col=0)
+    frame.iloc[290, frame.columns.get_loc("Volume")] = -1
+    frame.to_csv(folder / "DDD.csv")
+    common = ("fit", "--data", folder, "--model", "ridge", "--window", "5", "--quiet")
+    code, stdout, err = cli(*common, "--train-end", TEST_START, "--save", tmp_path / "m1")
+    assert code == 0 and "fitted on 4 tickers" in stdout and "0 skipped" in stdout, err
+    code, stdout, err = cli(*common, "--save", tmp_path / "m2")  # every row: DDD's bad row is a training row
+    assert code == 0 and "fitted on 3 tickers" in stdout, err
+    assert "skipped DDD" in stdout and "negative volume -1" in stdout
+    code, stdout, err = cli("predict", tmp_path / "m1", "--data", folder)  # forecasts need the latest rows
+    assert code == 0 and "skipped DDD" in stdout and "DDD" not in stdout.split("skipped DDD")[0], err
+
+
 def test_a_single_ticker_model_refuses_a_folder(cli, folder, tmp_path):
     model = tmp_path / "model"
     code, _, err = cli("fit", "--data", folder / "AAA.csv", "--model", "ridge", "--window", "5", "--save", model)

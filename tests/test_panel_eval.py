@@ -362,6 +362,19 @@ def test_a_multi_step_panel_backtest_scores_what_a_single_file_backtest_scores(p
     assert mine["persistence"]["by_step"][2]["n"] > len(folder.panel["folds"])  # the test can fail
 
 
+def two_folders(panel, tmp_path, **extra: pd.DataFrame):
+    """The panel's files in a folder `clean` and one `broken` (where a test writes `extra` broken),
+    with the `extra` tickers' files as they are in `clean`."""
+    clean, broken = tmp_path / "clean", tmp_path / "broken"
+    for folder in (clean, broken):
+        folder.mkdir()
+        for t in TICKERS:
+            panel[t].frame.to_csv(folder / f"{t}.csv")
+    for t, frame in extra.items():
+        frame.to_csv(clean / f"{t}.csv")
+    return clean, broken
+
+
 def test_whole_file_checks_judge_only_the_rows_before_the_test_start(panel, tmp_path):
     """A close that jumps x2.5 on many test days (a spliced history) or a test period of missing
     highs (more than 5% repaired) made load_panel hold the whole file back, and so changed who
@@ -369,14 +382,8 @@ def test_whole_file_checks_judge_only_the_rows_before_the_test_start(panel, tmp_
     the rows before its test start; load_panel alone still judges the whole file."""
     index = panel["AAA"].index
     start = index[250]
-    clean, broken = tmp_path / "clean", tmp_path / "broken"
-    for folder in (clean, broken):
-        folder.mkdir()
-        for t in TICKERS:
-            panel[t].frame.to_csv(folder / f"{t}.csv")
     spliced, gappy = make_prices(300, seed=8), make_prices(300, seed=9)
-    spliced.to_csv(clean / "SPL.csv")
-    gappy.to_csv(clean / "GAP.csv")
+    clean, broken = two_folders(panel, tmp_path, SPL=spliced, GAP=gappy)
     rows = np.arange(300) >= 252
     spliced.loc[rows & (np.arange(300) % 2 == 0), ["Open", "High", "Low", "Close"]] *= 2.5  # jumps up and down
     gappy.loc[rows & (np.arange(300) % 3 == 0), "High"] = np.nan  # filled forward: repaired
@@ -398,3 +405,56 @@ def test_whole_file_checks_judge_only_the_rows_before_the_test_start(panel, tmp_
     late = evaluate_panel(load_panel(broken), "ridge_local", index[299 - 20], **TINY)  # the jumps are before it
     assert "SPL" not in late.evaluations
     assert "spliced" in {s["ticker"]: s["reason"] for s in late.panel["skipped"]}["SPL"]
+
+
+def test_a_bad_row_after_the_test_start_neither_skips_the_ticker_nor_changes_the_others(panel, tmp_path):
+    """A negative volume or a duplicate date on a test day made load_panel skip the whole file, and so
+    changed who trained the global ridge and every other ticker's forecasts: a look-ahead. Now the
+    file's rows before its first bad row train, it is not scored on a span holding that row, and a
+    split after the bad row holds it back with the row's error."""
+    index = panel["AAA"].index
+    start = index[250]
+    vol, dup = make_prices(300, seed=8), make_prices(300, seed=9)
+    clean, broken = two_folders(panel, tmp_path, VOL=vol, DUP=dup)
+    vol.iloc[[270, 290], vol.columns.get_loc("Volume")] = -1
+    pd.concat([dup.iloc[:281], dup.iloc[[280]], dup.iloc[281:]]).to_csv(broken / "DUP.csv")  # day 280 twice
+    vol.to_csv(broken / "VOL.csv")
+    loaded = load_panel(broken)
+    held = {s["ticker"]: s["reason"] for s in loaded.skipped}
+    assert set(held) == {"VOL", "DUP"} and not set(held) & set(loaded), held  # whole files fail: the check can fail
+    assert "negative volume -1" in held["VOL"] and "line 272," in held["VOL"]  # the first bad row
+    assert f"duplicate date {index[280]:%Y-%m-%d}" in held["DUP"]
+    assert len(loaded.held["VOL"].frame) == 270 and loaded.held["VOL"].index[-1] == vol.index[269]
+    runs = [evaluate_panel(load_panel(f), "ridge,ridge_local", start, **TINY) for f in (clean, broken)]
+    assert {"VOL", "DUP"} <= set(runs[0].evaluations)
+    windows = [r.panel["settings"]["models"]["ridge"]["windows"] for r in runs]
+    assert windows[0] == windows[1], windows  # the broken files' training rows still train
+    for t in TICKERS:
+        a, b = (r.evaluations[t].predictions for r in runs)
+        np.testing.assert_allclose(a["ridge"], b["ridge"], rtol=1e-12)
+    reasons = {s["ticker"]: s["reason"] for s in runs[1].panel["skipped"]}
+    assert {"VOL", "DUP"}.isdisjoint(runs[1].evaluations)
+    assert "negative volume" in reasons["VOL"] and "a bad row in the test span, not scored" in reasons["VOL"]
+    early = evaluate_panel(load_panel(broken), "ridge_local", start, index[265], **TINY)  # ends before the bad rows
+    assert {"VOL", "DUP"} <= set(early.evaluations)
+    late = evaluate_panel(load_panel(broken), "ridge_local", index[285], **TINY)  # both bad rows before it
+    late_reasons = {s["ticker"]: s["reason"] for s in late.panel["skipped"]}
+    assert {"VOL", "DUP"}.isdisjoint(late.evaluations)
+    assert "negative volume" in late_reasons["VOL"] and "duplicate date" in late_reasons["DUP"]
+    assert "test span" not in late_reasons["VOL"]  # held back: its bad row is a training row
+
+
+def test_a_panel_held_back_whole_comes_back_on_the_rows_before_the_test(panel, tmp_path):
+    """load_panel raised 'no usable ticker' when every file failed on its whole rows, so tickers that
+    fail only in the test period never came back for a run (they did beside one clean file)."""
+    index = panel["AAA"].index
+    for t in TICKERS[:2]:
+        gappy = panel[t].frame.copy()
+        gappy.loc[gappy.index >= index[260], "high"] = np.nan  # repaired after the test start only
+        gappy.to_csv(tmp_path / f"{t}.csv")
+    loaded = load_panel(tmp_path)
+    assert not loaded and set(loaded.held) == set(TICKERS[:2])  # nothing kept on the whole files
+    run = evaluate_panel(loaded, "ridge_local", index[250], **TINY)
+    assert set(run.evaluations) == set(TICKERS[:2])
+    with pytest.raises(ConfigError, match="more than 5%"):  # a split in the repaired stretch: held, and why
+        evaluate_panel(loaded, "ridge_local", index[295], **TINY)

@@ -482,3 +482,42 @@ def test_a_target_flat_over_the_validation_days_is_refused_before_the_study_fold
     with pytest.raises(ConfigError, match="the target does not move over the validation period"):
         search(path, tmp_path / "study", 1)
     assert not (tmp_path / "study").exists()
+
+
+def test_resume_refuses_changed_data_at_the_same_path_and_another_allow_gaps(price_file, tmp_path):
+    """The spec kept the path only: new prices under the old name resumed, mixing trials scored on
+    two data sets; --allow-gaps was not compared either. A change in the test period is no change."""
+    search(price_file, tmp_path / "study", 1)
+    path = tmp_path / "study" / "study.log"
+    before = path.read_bytes()
+    frame = make_prices(600).round(4)
+    frame.iloc[TEST_ROW - 30, :4] *= 1.01  # a validation row revised
+    frame.to_csv(price_file)
+    with pytest.raises(ConfigError, match=r"another version of the data \(its rows before the test start differ\)"):
+        search(price_file, tmp_path / "study", 2, resume=True)
+    with pytest.raises(ConfigError, match=r"another --allow-gaps \(allow_gaps False, not True\)"):
+        make_prices(600).round(4).to_csv(price_file)
+        search(price_file, tmp_path / "study", 2, resume=True, allow_gaps=True)
+    assert path.read_bytes() == before
+    frame = make_prices(600).round(4)
+    frame.iloc[TEST_ROW + 5 :, :4] *= 3.0  # the test period: no trial reads it
+    frame.to_csv(price_file)
+    assert len(search(price_file, tmp_path / "study", 2, resume=True).trials) == 2
+
+
+@pytest.mark.parametrize("damage", ["cut", "empty", "garbage", "list"])
+def test_a_damaged_study_file_is_one_line_exit_2_and_never_written(price_file, tmp_path, cli, damage):
+    """A cut last record was read past and then appended to (the study lost for good, then a
+    JSONDecodeError, exit 1); an empty or foreign file was a KeyError (exit 1)."""
+    search(price_file, tmp_path / "study", 1)
+    path = tmp_path / "study" / "study.log"
+    data = path.read_bytes()
+    damaged = {"cut": data[:-20], "empty": b"", "garbage": b"garbage\n", "list": b"[1, 2]\n" + data}[damage]
+    path.write_bytes(damaged)
+    code, out, err = cli(
+        "tune", "--data", price_file, "--model", "gru", "--out", tmp_path / "study", "--trials", "2", "--resume",
+        "--test-start", first_test_day(price_file), "--epochs", "2", "--val-days", "60",
+    )  # fmt: skip
+    assert code == 2 and err.count("\n") == 1, err
+    assert "study.log: the study file " in err and "start a new study with another --out" in err
+    assert path.read_bytes() == damaged

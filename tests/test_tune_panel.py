@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from stockrnn.errors import ConfigError
 from stockrnn.global_models import GLOBAL_DEFAULTS
 from stockrnn.panel_command import panel_config
 from stockrnn.tune import tune
@@ -186,3 +187,32 @@ def test_the_folders_tickers_not_scored_are_listed_in_best_json_and_printed(cli,
     assert skipped["OLD"] == "no validation day to score (ended or repaired)"
     assert "(3 tickers, 120 ticker-days)" in stdout and "skipped OLD: no validation day" in stdout
     assert "skipped FLAT:" in stdout
+
+
+def test_a_panel_flat_over_its_validation_days_is_refused_before_the_study_folder(cli, tmp_path):
+    """A trial found it after its training: exit 2 saying no ticker had validation days, with a
+    half-made study folder (.stockrnn, study.log) left behind."""
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i, ticker in enumerate(TICKERS):
+        frame = make_prices(ROWS, seed=i)
+        frame.iloc[TEST_ROW - VAL_DAYS - 5 : TEST_ROW, :4] = 50.0 + i
+        frame.to_csv(folder / f"{ticker}.csv")
+    out = tmp_path / "study"
+    code, _, err = cli(
+        "tune", "--data", folder, "--model", "gru", "--out", out, "--trials", "1", "--epochs", "1",
+        "--val-days", str(VAL_DAYS), "--test-start", f"{TEST_START:%Y-%m-%d}",
+    )  # fmt: skip
+    assert code == 2 and "no ticker's high moves over the validation days" in err and err.count("\n") == 1, err
+    assert not out.exists()
+    make_prices(ROWS, seed=7).to_csv(folder / "MOVES.csv")  # one ticker that moves: a study to run
+    assert tune(str(folder), "gru", 1, out, **SEARCH).score["tickers"] == 1
+
+
+def test_resume_on_a_folder_refuses_a_revised_training_row(panel_folder, tmp_path):
+    tune(str(panel_folder), "gru", 1, tmp_path / "study", **SEARCH)
+    frame = pd.read_csv(panel_folder / "BBB.csv", index_col=0)
+    frame.iloc[TEST_ROW - 100, :4] *= 1.02
+    frame.to_csv(panel_folder / "BBB.csv")
+    with pytest.raises(ConfigError, match="another version of the data"):
+        tune(str(panel_folder), "gru", 2, tmp_path / "study", resume=True, **SEARCH)

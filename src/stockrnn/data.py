@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, RowError
+from .numeric import MISSING_TOKENS, is_text, parse_numbers
 from .repairs import GAP_DAYS, Repairs
 from .sources import BUILTINS, RawTable, list_folder, one_line, read_source, show
 
@@ -25,7 +26,6 @@ __all__ = ["BUILTINS", "Prices", "Repairs", "as_prices", "load_folder", "load_pr
 PRICE_COLUMNS = ("open", "high", "low", "close")  # any of them may be absent: a Date,Close file is fine
 # Columns that hold prices (must be > 0); other numeric columns (volume, turnover) may be 0.
 PRICE_LIKE = (*PRICE_COLUMNS, "adj_close", "last")
-MISSING_TOKENS = frozenset({"", "null", "nan", "na", "n/a", "-"})
 DATE_NAMES = ("date", "datetime", "timestamp", "time", "trade_date", "day")
 TEXT_COLUMNS = ("name", "ticker", "symbol", "series", "currency", "exchange")
 # Layout-specific names mapped onto the conventions (the NSE layout's quantity is the volume).
@@ -40,10 +40,6 @@ EARLIEST = pd.Timestamp("1800-01-01")
 SPLIT_FACTOR = 1.8  # a close-to-close move beyond this factor looks like an unadjusted split
 # A trailing time-zone designator after a time: '2020-01-02 00:00:00-05:00', '...T00:00Z', '... UTC'.
 TZ_SUFFIX = re.compile(r"^(.*\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?|UTC|GMT)$")
-US_NUMBER = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?$")
-EU_NUMBER = re.compile(r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d*)?$")
-DIGIT_GROUPS = re.compile(r"(?<=\d)[ '\u00a0\u202f](?=\d{3}\b)")
-CURRENCY = re.compile(r"^([+-]?)\s*[$\u20ac\u00a3\u00a5]\s*")  # '$43.83' (nasdaq.com), '-$1.5', '\u20ac 12'
 # d/m/yyyy or m/d/yyyy (also with '-'): which part is the month must be read from the file.
 SLASH_DATE = re.compile(r"^(\d{1,2})([/-])(\d{1,2})\2\d{2,4}\b")
 
@@ -104,7 +100,9 @@ def as_prices(prices: Prices | pd.DataFrame) -> Prices:
     raise TypeError(f"expected Prices or a DataFrame, got {type(prices).__name__}")
 
 
-def load_prices(source: str | Path | pd.DataFrame, allow_gaps: bool | None = None) -> Prices:
+def load_prices(
+    source: str | Path | pd.DataFrame, allow_gaps: bool | None = None, *, before: pd.Timestamp | None = None
+) -> Prices:
     """Load prices from a CSV or Parquet file, `sp500`/`nasdaq`, `yahoo:TICKER` or a DataFrame.
 
     More than 5% of rows repaired (filled, widened, dropped, or untraded days inside the history) is
@@ -112,12 +110,15 @@ def load_prices(source: str | Path | pd.DataFrame, allow_gaps: bool | None = Non
     not for a DataFrame built in code (still repaired, reported). A leading stretch of untraded rows
     is dropped and reported but not counted, on either side of the share: a listing whose vendor
     back-filled stale quotes before the first trade is as good as the file that starts at that trade.
+    `before`: only the rows dated before it (a panel keeps a file's rows before its first bad row).
     """
     if allow_gaps is None:
         allow_gaps = isinstance(source, pd.DataFrame)
     try:
-        return _build(read_source(source), allow_gaps)
-    except DataError as exc:  # whatever a file holds, the message stays on one line
+        return _build(read_source(source), allow_gaps, before)
+    except RowError as exc:  # whatever a file holds, the message stays on one line
+        raise RowError(one_line(str(exc)), exc.day) from None
+    except DataError as exc:
         raise DataError(one_line(str(exc))) from None
 
 
@@ -139,9 +140,12 @@ def load_folder(folder: str | Path, allow_gaps: bool = False) -> dict[str, Price
     return panel
 
 
-def _build(raw: RawTable, allow_gaps: bool) -> Prices:
+def _build(raw: RawTable, allow_gaps: bool, before: pd.Timestamp | None = None) -> Prices:
     label = raw.label
     frame, name, lines = _parse(raw)
+    if before is not None:
+        keep = np.asarray(frame.index < before)
+        frame, lines = frame.loc[keep], lines[keep]
     frame, repairs = _repair(frame, lines, raw)
     repairs.source_rows = len(lines)
     if len(frame) == 0:
@@ -192,15 +196,11 @@ def _parse(raw: RawTable) -> tuple[pd.DataFrame, str, np.ndarray]:
             name = values[0]
     numeric_cols = [c for c in table.columns if c not in (*DATE_NAMES, *TEXT_COLUMNS, date_col)]
     european = raw.sep == ";" and any(
-        table[c].astype(str).str.contains(r"\d,\d", regex=True).any() for c in numeric_cols if _is_text(table[c])
+        table[c].astype(str).str.contains(r"\d,\d", regex=True).any() for c in numeric_cols if is_text(table[c])
     )
-    numeric = {c: _parse_numbers(table[c], raw, c, european) for c in numeric_cols}
+    numeric = {c: parse_numbers(table[c], raw, c, european) for c in numeric_cols}
     frame = pd.DataFrame(numeric, index=pd.DatetimeIndex(dates, name="date"))
     return frame, name, np.asarray(lines)
-
-
-def _is_text(column: pd.Series) -> bool:
-    return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
 
 
 def _parse_dates(column: pd.Series, raw: RawTable) -> pd.DatetimeIndex:
@@ -281,49 +281,6 @@ def _one_date(value: str, dayfirst: bool) -> pd.Timestamp:
     return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
 
 
-def _parse_numbers(column: pd.Series, raw: RawTable, name: str, european: bool) -> np.ndarray:
-    """Numbers with `.` decimals and optional `,`/space thousands ('1,234.5'); with `;` files whose
-    numbers use a decimal comma, '1.234,5'. Missing tokens become NaN; infinities are errors."""
-    if pd.api.types.is_bool_dtype(column) or not (pd.api.types.is_numeric_dtype(column) or _is_text(column)):
-        raise DataError(f"{raw.label}: column {name}: holds {column.dtype} values, not numbers")
-    if pd.api.types.is_numeric_dtype(column):
-        values = column.to_numpy(dtype=float, na_value=np.nan)
-        text = column.astype(str)
-    else:
-        text = column.astype(str).str.strip()
-        is_missing = text.str.lower().isin(MISSING_TOKENS)
-        # Plain numbers ('43.83') parse as they are; only the rest go through the cleaning below
-        # (most files hold no '$' or thousands separators, and the regular expressions cost
-        # 0.3 s a file). A ';' file with decimal commas reads '1.234' as 1234: all of it is cleaned.
-        if european:
-            parsed = pd.Series(np.nan, index=text.index)
-        else:
-            parsed = pd.to_numeric(text.where(~is_missing), errors="coerce")
-        rest = parsed.isna() & ~is_missing
-        if rest.any():
-            parsed[rest] = pd.to_numeric(_clean_numbers(text[rest], european), errors="coerce")
-        bad = (parsed.isna() & ~is_missing).to_numpy()
-        if bad.any():
-            pos = int(np.argmax(bad))
-            raise DataError(f"{raw.label}: {raw.where(pos)}, column {name}: {show(text.iloc[pos])} is not a number")
-        values = parsed.to_numpy(dtype=float)
-    infinite = np.isinf(values)
-    if infinite.any():
-        pos = int(np.argmax(infinite))
-        raise DataError(f"{raw.label}: {raw.where(pos)}, column {name}: {show(text.iloc[pos])} is not a finite number")
-    return values
-
-
-def _clean_numbers(text: pd.Series, european: bool) -> pd.Series:
-    """'$1,234.50' -> '1234.50'; with decimal commas '1.234,5' -> '1234.5'."""
-    clean = text.str.replace(CURRENCY, r"\1", regex=True).str.replace(DIGIT_GROUPS, "", regex=True)
-    if european:
-        eu = clean.str.fullmatch(EU_NUMBER)
-        return clean.where(~eu, clean.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
-    us = clean.str.fullmatch(US_NUMBER)
-    return clean.where(~us, clean.str.replace(",", "", regex=False))
-
-
 def _repair(frame: pd.DataFrame, lines: np.ndarray, raw: RawTable) -> tuple[pd.DataFrame, Repairs]:
     """Sort, reject duplicates, drop non-positive prices, drop the leading rows that are incomplete
     or untraded, list later untraded days, fill gaps forward, widen high/low."""
@@ -338,13 +295,15 @@ def _repair(frame: pd.DataFrame, lines: np.ndarray, raw: RawTable) -> tuple[pd.D
         pos = int(np.argmax(dup))
         first = int(np.argmax(frame.index == frame.index[pos]))
         day = frame.index[pos].strftime("%Y-%m-%d")
-        raise DataError(
-            f"{label}: duplicate date {day} ({unit}s {lines[first]} and {lines[pos]}; one row per day is expected)"
+        raise RowError(
+            f"{label}: duplicate date {day} ({unit}s {lines[first]} and {lines[pos]}; one row per day is expected)",
+            frame.index[pos],
         )
     volume = frame.get("volume")
     if volume is not None and (volume < 0).any():
         pos = int(np.argmax((volume < 0).to_numpy()))
-        raise DataError(f"{label}: {unit} {lines[pos]}, column volume: negative volume {volume.iloc[pos]:g}")
+        message = f"{label}: {unit} {lines[pos]}, column volume: negative volume {volume.iloc[pos]:g}"
+        raise RowError(message, frame.index[pos])
 
     prices = [c for c in frame.columns if c in PRICE_LIKE]
     nonpositive = (frame[prices] <= 0).any(axis=1)

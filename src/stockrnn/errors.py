@@ -13,6 +13,15 @@ class DataError(StockrnnError):
     """Bad input data: the message names the file (and row or column) and the problem."""
 
 
+class RowError(DataError):
+    """Bad data in one dated row of a file that parses (a duplicate date, a negative volume):
+    `day` is its date, so a panel can keep the rows before it (`load_panel`)."""
+
+    def __init__(self, message: str, day: object) -> None:
+        super().__init__(message)
+        self.day = day
+
+
 class ConfigError(StockrnnError):
     """Bad option value, unknown model or preset, or a request the data cannot serve."""
 

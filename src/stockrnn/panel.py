@@ -5,8 +5,9 @@ single file would be. The panel adds one rule of its own: a ticker is never drop
 that cannot be read stops the load (naming the file) unless `skip_bad`; a file that reads but fails
 validation (too many repairs, a constant price, a spliced history) and a ticker with too little
 history for the split are moved to `Panel.skipped` with the reason, and the other tickers go on.
-Loading judges whole files; a panel run judges the repair limit and the spliced-history check again
-on the rows before its test start (`Panel.judged`), so that who trains depends on no later row.
+Loading judges whole files; a panel run judges the repair limit, the spliced-history check and a
+bad row (a duplicate date, a negative volume: the file's rows before it are kept) again on the rows
+before its test start (`Panel.judged`), so that who trains depends on no later row.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 
 from . import data
 from .data import Prices, load_prices
-from .errors import DataError, NothingToScore
+from .errors import DataError, NothingToScore, RowError
 from .sources import list_folder, read_source, ticker_from_filename
 
 __all__ = ["MAX_JUMP_SHARE", "Panel", "load_panel", "ticker_folder"]
@@ -37,18 +38,21 @@ PANEL_FILES = (
 class Panel(Mapping[str, Prices]):
     """Tickers in load order -> `Prices`; `skipped` lists {"ticker", "reason"} for each one left out.
     `held`: the tickers that read but failed validation; `strict`: for every ticker that read, in load
-    order, whether the 5% repair limit holds for it (a file without --allow-gaps). With them `judged`
+    order, whether the 5% repair limit holds for it (a file without --allow-gaps); `broken`: ticker ->
+    (day, error) of a file with a bad row, whose prices are the rows before it. With them `judged`
     can judge validation again on fewer rows."""
 
     def __init__(
         self, prices: Mapping[str, Prices], skipped: Sequence[dict] = (), source: str = "<panel>",
         held: Mapping[str, Prices] | None = None, strict: Mapping[str, bool] | None = None,
+        broken: Mapping[str, tuple[pd.Timestamp, str]] | None = None,
     ) -> None:  # fmt: skip
         self.prices = dict(prices)
         self.skipped = [dict(s) for s in skipped]
         self.source = source
         self.held = dict(held or {})
         self.strict = dict(strict or {})
+        self.broken = dict(broken or {})
 
     @property
     def loaded(self) -> dict[str, Prices]:
@@ -57,7 +61,7 @@ class Panel(Mapping[str, Prices]):
         return {t: self.prices.get(t, self.held.get(t)) for t in order if t in self.prices or t in self.held}
 
     def _derived(self, prices: Mapping[str, Prices], skipped: Sequence[dict]) -> Panel:
-        return Panel(prices, skipped, self.source, self.held, self.strict)
+        return Panel(prices, skipped, self.source, self.held, self.strict, self.broken)
 
     def __getitem__(self, ticker: str) -> Prices:
         return self.prices[ticker]
@@ -72,20 +76,24 @@ class Panel(Mapping[str, Prices]):
         return f"Panel({self.source!r}: {len(self)} tickers, {len(self.skipped)} skipped)"
 
     def judged(self, until: str | pd.Timestamp) -> Panel:
-        """This panel with validation (the 5% repair limit, a spliced history) judged on each ticker's
-        rows before `until` only, where `load_panel` judged whole files: so which tickers a panel run
-        keeps depends on no row on or after its test start. A ticker held back for rows after `until`
-        comes back; one that fails before it is held back with that reason."""
+        """This panel with validation (the 5% repair limit, a spliced history, a bad row) judged on
+        each ticker's rows before `until` only, where `load_panel` judged whole files: so which tickers
+        a panel run keeps depends on no row on or after its test start. A ticker held back for rows
+        after `until` comes back (one with a bad row then trains, and `require_test_rows` does not
+        score it on a span holding that row); one that fails before it is held back with that reason."""
         until = pd.Timestamp(until)
         kept, held, skipped = {}, {}, [s for s in self.skipped if s["ticker"] not in self.held]
         for ticker, prices in self.loaded.items():
-            reason = _verdict(prices, self.strict.get(ticker, False), until)
+            day, error = self.broken.get(ticker, (None, None))
+            reason = (
+                error if day is not None and day < until else _verdict(prices, self.strict.get(ticker, False), until)
+            )
             if reason is None:
                 kept[ticker] = prices
             else:
                 held[ticker] = prices
                 skipped.append({"ticker": ticker, "reason": reason})
-        return Panel(kept, skipped, self.source, held, self.strict)
+        return Panel(kept, skipped, self.source, held, self.strict, self.broken)
 
     def require_history(
         self,
@@ -136,14 +144,18 @@ class Panel(Mapping[str, Prices]):
         return self._derived(kept, [*self.skipped, *({"ticker": t, "reason": r} for t, r in reasons.items())])
 
     def require_test_rows(self, test_start: str | pd.Timestamp, test_end: str | pd.Timestamp | None = None) -> Panel:
-        """A new panel without the tickers that have no row from `test_start` to `test_end`, each moved
-        to `skipped`: nothing to score (in a panel run their training rows still train the global
-        models, as a ticker delisted later was there to learn from)."""
+        """A new panel without the tickers that have no row from `test_start` to `test_end`, or a bad
+        row in that span (`broken`), each moved to `skipped`: nothing to score (in a panel run their
+        training rows still train the global models, as a ticker delisted later was there to learn from)."""
         start = pd.Timestamp(test_start)
         end = None if test_end is None else pd.Timestamp(test_end)
         reasons = {}
         for ticker, prices in self.prices.items():
             frame = prices.frame
+            day, error = self.broken.get(ticker, (None, None))
+            if day is not None and day >= start and (end is None or day <= end):
+                reasons[ticker] = f"{error}: a bad row in the test span, not scored (the rows before it still train)"
+                continue
             if len(frame.loc[start:end]):
                 continue
             if not len(frame):
@@ -186,13 +198,14 @@ def load_panel(
             raise DataError("load_panel: the list of files is empty")
     parsed: dict[str, Prices] = {}
     strict: dict[str, bool] = {}  # does the 5% repair limit hold (a file without allow_gaps)
+    broken: dict[str, tuple[pd.Timestamp, str]] = {}  # a bad row's day and error; prices: the rows before it
     folders: dict[str, str] = {}  # output folder, casefolded (one folder on macOS and Windows) -> ticker
     skipped: list[dict] = []
     for done, (ticker, item) in enumerate(items, start=1):
         if on_load is not None:
             on_load(done - 1, len(items))
         try:
-            prices = _load_one(ticker, item, True)  # repaired and reported; the limit is judged below
+            prices, bad = _load_one(ticker, item)  # repaired and reported; the limit is judged below
         except DataError as exc:
             if not skip_bad and not _parses(item):
                 raise
@@ -209,21 +222,23 @@ def load_panel(
                 f"the output folder {ticker_folder(prices.name)}: rename one"
             )
         parsed[prices.name], folders[folder] = prices, prices.name
+        if bad is not None:
+            broken[prices.name] = (bad.day, str(bad))
         strict[prices.name] = not (allow_gaps if allow_gaps is not None else isinstance(item, pd.DataFrame))
     if on_load is not None:
         on_load(len(items), len(items))
     kept, held = {}, {}
     for name, prices in parsed.items():  # whole files here; a panel run judges the rows before its test
-        reason = _verdict(prices, strict[name], None)
+        reason = broken[name][1] if name in broken else _verdict(prices, strict[name], None)
         if reason is None:
             kept[name] = prices
         else:
             held[name] = prices
             skipped.append({"ticker": name, "reason": reason})
-    if not kept:
+    if not parsed:  # one held back may pass on the rows before a test start (Panel.judged)
         reasons = "; ".join(f"{s['ticker']}: {s['reason']}" for s in skipped[:3])
         raise DataError(f"{label}: no usable ticker ({reasons})")
-    return Panel(kept, skipped, label, held, strict)
+    return Panel(kept, skipped, label, held, strict, broken)
 
 
 def ticker_folder(ticker: str) -> str:
@@ -233,15 +248,30 @@ def ticker_folder(ticker: str) -> str:
     return f"{name}_" if name.casefold() in PANEL_FILES else name
 
 
-def _load_one(ticker: str | None, item: Path | pd.DataFrame, allow_gaps: bool | None) -> Prices:
-    """One ticker through `load_prices`; a DataFrame gets its ticker as name and in its source label."""
+def _load_one(ticker: str | None, item: Path | pd.DataFrame) -> tuple[Prices, RowError | None]:
+    """One ticker through `load_prices` (the repair limit not applied: judged later); a DataFrame gets
+    its ticker as name and in its source label. A file with a bad row gives its rows before the first
+    one, with that row's error (a load that fails then raises that error)."""
+    bad, before = None, None
+    while True:
+        try:
+            prices = load_prices(item, allow_gaps=True, before=before)
+            break
+        except RowError as exc:
+            bad, before = _labelled(exc, ticker, item), exc.day
+        except DataError as exc:
+            raise bad or _labelled(exc, ticker, item) from None
+    if isinstance(item, pd.DataFrame):
+        prices = Prices(prices.frame, prices.repairs, f"<DataFrame {ticker}>", str(ticker))
+    return prices, bad
+
+
+def _labelled(exc: DataError, ticker: str | None, item: Path | pd.DataFrame) -> DataError:
+    """The error with a DataFrame's ticker in its source label."""
     if not isinstance(item, pd.DataFrame):
-        return load_prices(item, allow_gaps=bool(allow_gaps))
-    try:
-        prices = load_prices(item, allow_gaps=allow_gaps)
-    except DataError as exc:
-        raise DataError(str(exc).replace("<DataFrame>", f"<DataFrame {ticker}>", 1)) from None
-    return Prices(prices.frame, prices.repairs, f"<DataFrame {ticker}>", str(ticker))
+        return exc
+    message = str(exc).replace("<DataFrame>", f"<DataFrame {ticker}>", 1)
+    return RowError(message, exc.day) if isinstance(exc, RowError) else DataError(message)
 
 
 def _parses(item: Path | pd.DataFrame) -> bool:

@@ -150,6 +150,8 @@ def backtest_folder(
 def fit_panel(source, target, model_name, train_start, train_end, save_dir, allow_gaps, skip_bad, quiet, options):
     """`fit --data FOLDER`: one global model on the training rows of every ticker, saved; prints
     the next-day forecast of the first tickers."""
+    import pandas as pd
+
     from .global_models import make_global
     from .panel import load_panel
 
@@ -165,7 +167,10 @@ def fit_panel(source, target, model_name, train_start, train_end, save_dir, allo
     save_dir = out_folder(save_dir, default, source, options.get("preset_file"))
     progress = PanelProgress(quiet)
     with progress:
-        panel = load_panel(source, skip_bad=skip_bad, allow_gaps=allow_gaps, on_load=progress.loaded)
+        loaded = load_panel(source, skip_bad=skip_bad, allow_gaps=allow_gaps, on_load=progress.loaded)
+        panel = loaded if end is None else loaded.judged(end + pd.Timedelta(days=1))  # on the training rows
+        if not panel:
+            raise panel.nothing_left("no ticker to train on", loaded)
         model = make_global(model_name, config).fit_panel(
             panel, start, end, progress.epochs(model_name, config), stop=stop_token()
         )
@@ -208,7 +213,8 @@ def predict_panel(model, source, horizon, out, allow_gaps, skip_bad, report: boo
         if model.check_data(prices) is not None:
             revised.append(ticker)
     if not tables:
-        raise ConfigError(f"{source}: no ticker could be forecast ({failed[0]['reason'] if failed else ''})")
+        why = next(iter([*failed, *panel.skipped]), {"reason": "no ticker"})["reason"]
+        raise ConfigError(f"{source}: no ticker could be forecast ({why})")
     table = forecast_table(tables)
     warning = None
     if revised:

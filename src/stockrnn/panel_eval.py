@@ -172,7 +172,7 @@ def evaluate_panel(
     # who trains: rows before the start only
     trainable = panel.require_history(start, need, train_start=train_start, target=target)
     if not trainable:
-        raise trainable.nothing_left(f"no ticker has {need} rows before the test start {start:%Y-%m-%d}", panel)
+        raise trainable.nothing_left(f"no ticker can train before the test start {start:%Y-%m-%d}", panel)
     usable = trainable.require_test_rows(start, test_end)  # who is scored
     if not usable:
         raise usable.nothing_left(f"no ticker to score from {start:%Y-%m-%d}", panel)

@@ -24,7 +24,7 @@ from .data import load_prices
 from .errors import ConfigError, DataError, TrainingError
 from .evaluate import DEFAULT_TEST_ROWS
 from .files import check_apart, check_target
-from .forecaster import make_forecaster
+from .forecaster import fingerprint, make_forecaster
 from .global_models import GLOBAL_DEFAULTS
 from .interrupt import StopToken, token
 from .metrics import rmse
@@ -286,6 +286,7 @@ def trial_spec(source, model, target, test_start, val_days, epochs, seed, device
     resolved = Path(str(source)).resolve()
     return {
         "data": str(resolved) if resolved.is_file() else str(source),
+        "fingerprint": fingerprint(prices.frame.iloc[:test_first]),  # the rows a trial reads
         "allow_gaps": allow_gaps,
         "panel": False,
         "model": model,

@@ -14,6 +14,7 @@ the panel's headline), so no ticker counts more for its price level.
 
 from __future__ import annotations
 
+import hashlib
 from functools import reduce
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from .config import ModelConfig
 from .errors import ConfigError, TrainingError
-from .forecaster import make_forecaster
+from .forecaster import fingerprint, make_forecaster
 from .interrupt import StopToken
 from .metrics import rmse
 from .panel_features import validation_cutoff
@@ -76,8 +77,17 @@ def panel_trial_spec(source, model, target, test_start, val_days, epochs, seed, 
             f"{panel.source}: test start {test:%Y-%m-%d} is outside the data "
             f"({dates[0]:%Y-%m-%d} .. {dates[-1]:%Y-%m-%d})"
         )
+    rows = {t: p.frame.loc[: before[-1]] for t, p in panel.items()}  # the rows a trial reads
+    if not any(r[target].iloc[max(int(r.index.searchsorted(val_start)) - 1, 0) :].nunique() > 1 for r in rows.values()):
+        # a trial would find this after its training, with the study folder made
+        raise ConfigError(
+            f"{panel.source}: no ticker's {target} moves over the validation days ({val_start:%Y-%m-%d} .. "
+            f"{before[-1]:%Y-%m-%d}): nothing to tune on"
+        )
+    prints = "".join(f"{t}:{fingerprint(r)};" for t, r in rows.items())
     return {
         "data": str(Path(str(source)).resolve()),
+        "fingerprint": hashlib.sha256(prints.encode()).hexdigest()[:16],
         "allow_gaps": allow_gaps,
         "panel": True,
         "model": model,

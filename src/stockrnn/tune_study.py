@@ -7,6 +7,7 @@ running in a runner's workers report their epochs to it and ask the pruner throu
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,11 +21,14 @@ from .presets import write_preset_file
 STUDY_NAME = "stockrnn"
 STUDY_FILE = "study.log"
 BEST_FILE = "best.json"
+NEW_STUDY = "it cannot be resumed: start a new study with another --out"
 # Prune only after 3 finished trials, and never in a trial's first 5 epochs.
 PRUNER = dict(n_startup_trials=3, n_warmup_steps=5)
 # Settings of the study that a resume must share: trials of other settings are not comparable.
 SHARED_KEYS = {
     "data": "--data",
+    "fingerprint": "version of the data (its rows before the test start differ)",
+    "allow_gaps": "--allow-gaps",
     "model": "--model",
     "target": "--target",
     "train_end": "--test-start",
@@ -52,6 +56,31 @@ def journal(path: Path) -> optuna.storages.JournalStorage:
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
 
 
+def check_journal(path: Path) -> None:
+    """Refuse a journal that a crash or an editor damaged (a cut last record, a line that is no
+    record), before any write: Optuna reads past a cut record, then appends to that line, and the
+    study is lost for good."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the study ({exc.strerror or exc})") from None
+    lines = data.split(b"\n")
+    bad = 1 if not data else None
+    for number, line in enumerate(lines[:-1], start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            bad = number
+            break
+    if bad is None and lines[-1]:
+        bad = len(lines)  # the last record has no end of line: cut short
+    if bad is not None:
+        what = "is empty" if not data else f"is damaged at line {bad} (a cut or foreign record)"
+        raise ConfigError(f"{path}: the study file {what}; {NEW_STUDY}")
+
+
 def open_study(out: Path, resume: bool, spec: dict, seed: int) -> optuna.Study:
     """The study in `out/study.log`: new (refusing to overwrite one) or resumed (refusing other settings)."""
     path = out / STUDY_FILE
@@ -59,6 +88,8 @@ def open_study(out: Path, resume: bool, spec: dict, seed: int) -> optuna.Study:
         raise ConfigError(f"{path}: a study is already there; pass --resume to continue it, or choose another --out")
     if resume and not path.exists():
         raise ConfigError(f"{path}: no study to resume (run without --resume to start one)")
+    if resume:
+        check_journal(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
         if not resume and not (out / OUTPUT_MARK).exists():  # a stockrnn folder: a later run may replace it
@@ -69,7 +100,10 @@ def open_study(out: Path, resume: bool, spec: dict, seed: int) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = optuna.pruners.MedianPruner(**PRUNER)
     if resume:  # loading writes nothing: a refused resume leaves the journal as it was
-        study = optuna.load_study(study_name=STUDY_NAME, storage=storage, pruner=pruner)
+        try:
+            study = optuna.load_study(study_name=STUDY_NAME, storage=storage, pruner=pruner)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:  # records that are no study of ours
+            raise ConfigError(f"{path}: the study file is damaged ({exc!s}); {NEW_STUDY}") from None
         stored = study.user_attrs.get("spec", {})
         for key, option in SHARED_KEYS.items():
             if stored.get(key) != spec[key]:
