@@ -241,11 +241,39 @@ def test_fit_with_a_train_end_judges_the_rows_up_to_it(cli, folder, tmp_path):
     common = ("fit", "--data", folder, "--model", "ridge", "--window", "5", "--quiet")
     code, stdout, err = cli(*common, "--train-end", TEST_START, "--save", tmp_path / "m1")
     assert code == 0 and "fitted on 4 tickers" in stdout and "0 skipped" in stdout, err
+    assert "trained on, not forecast DDD" in stdout and "negative volume -1" in stdout  # its file fails later
+    table = stdout.split("next-day forecast")[1].split("Saved")[0]
+    assert "CCC" in table and "DDD" not in table  # no forecast from the rows before its bad row
     code, stdout, err = cli(*common, "--save", tmp_path / "m2")  # every row: DDD's bad row is a training row
     assert code == 0 and "fitted on 3 tickers" in stdout, err
     assert "skipped DDD" in stdout and "negative volume -1" in stdout
     code, stdout, err = cli("predict", tmp_path / "m1", "--data", folder)  # forecasts need the latest rows
     assert code == 0 and "skipped DDD" in stdout and "DDD" not in stdout.split("skipped DDD")[0], err
+
+
+def test_a_folder_whose_every_file_has_a_late_bad_row_is_one_line_exit_2(cli, folder, tmp_path):
+    """Every ticker held at loading: the default test start took the dates of the kept ones (none)
+    and failed with an internal error (exit 1) in evaluate, backtest and tune."""
+    for ticker in TICKERS:
+        frame = pd.read_csv(folder / f"{ticker}.csv", index_col=0)
+        frame.iloc[290, frame.columns.get_loc("Volume")] = -1
+        frame.to_csv(folder / f"{ticker}.csv")
+    tiny = ["--models", "ridge_local,persistence", "--quiet", "--no-report", *TINY_ARGS]
+    for command in (
+        ["evaluate", "--data", folder, "--out", tmp_path / "e", *tiny],
+        ["tune", "--data", folder, "--trials", "1", "--epochs", "1", "--out", tmp_path / "t"],
+    ):
+        code, _, err = cli(*command)
+        assert code == 2 and err.count("\n") == 1 and "internal error" not in err, (command[0], err)
+        assert "negative volume -1" in err or command[0] == "tune", err  # tune: its spans are too short
+    assert not {p.name for p in tmp_path.iterdir()} & {"e", "t"}
+    code, _, err = cli("backtest", "--data", folder, "--refit-every", "100", "--out", tmp_path / "b", *tiny)
+    assert code == 0, err  # scored in the folds before the bad row, left out of the fold that holds it
+    panel = json.loads((tmp_path / "b" / "panel.json").read_text())
+    assert [f["tickers_evaluated"] for f in panel["folds"]] == [4, 4, 0]
+    left = {e["ticker"]: e for e in panel["left_out_of_folds"]}
+    assert set(left) == set(TICKERS) and all(e["folds"] == [3] for e in left.values())
+    assert "a bad row in the test span" in left["AAA"]["reason"]
 
 
 def test_a_single_ticker_model_refuses_a_folder(cli, folder, tmp_path):

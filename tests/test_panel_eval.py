@@ -458,3 +458,27 @@ def test_a_panel_held_back_whole_comes_back_on_the_rows_before_the_test(panel, t
     assert set(run.evaluations) == set(TICKERS[:2])
     with pytest.raises(ConfigError, match="more than 5%"):  # a split in the repaired stretch: held, and why
         evaluate_panel(loaded, "ridge_local", index[295], **TINY)
+
+
+def test_backtest_folds_keep_the_dates_of_a_ticker_held_for_a_later_bad_row(panel):
+    """The fold dates were the union of the kept tickers' dates: a ticker held back at loading for a
+    bad row late in the test span took its own dates with it, so every fold after them moved and
+    every ticker's forecasts changed months before that row."""
+    from stockrnn.panel_backtest import backtest_panel
+
+    index = panel["AAA"].index
+    frames = {t: panel[t].frame.drop(index[200:204]) if t != "AAA" else panel[t].frame for t in TICKERS}
+    bad = frames["AAA"].copy()
+    bad.iloc[290, bad.columns.get_loc("volume")] = -1
+    runs = [
+        backtest_panel(load_panel({**frames, "AAA": a}), "ridge,ridge_local", index[150], refit_every=40, **TINY)
+        for a in (frames["AAA"], bad)
+    ]
+    folds = [[(f["test_start"], f["test_end"]) for f in r.panel["folds"]] for r in runs]
+    assert folds[0][:3] == folds[1][:3] and folds[0][1][0] == f"{index[190]:%Y-%m-%d}", folds  # AAA's dates count
+    for t in TICKERS[1:]:
+        a, b = (r.evaluations[t].predictions for r in runs)
+        early = [p.loc[pd.to_datetime(p["date"]) < index[290], "ridge"] for p in (a, b)]
+        assert len(early[0]) > 100 and len(early[0]) == len(early[1])
+        np.testing.assert_allclose(early[0], early[1], rtol=1e-12)
+    assert "AAA" in {e["ticker"] for e in runs[1].panel["left_out_of_folds"]}

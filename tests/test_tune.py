@@ -505,14 +505,17 @@ def test_resume_refuses_changed_data_at_the_same_path_and_another_allow_gaps(pri
     assert len(search(price_file, tmp_path / "study", 2, resume=True).trials) == 2
 
 
-@pytest.mark.parametrize("damage", ["cut", "empty", "garbage", "list"])
+@pytest.mark.parametrize("damage", ["cut", "empty", "garbage", "list", "empty record", "unknown op"])
 def test_a_damaged_study_file_is_one_line_exit_2_and_never_written(price_file, tmp_path, cli, damage):
     """A cut last record was read past and then appended to (the study lost for good, then a
     JSONDecodeError, exit 1); an empty or foreign file was a KeyError (exit 1)."""
     search(price_file, tmp_path / "study", 1)
     path = tmp_path / "study" / "study.log"
     data = path.read_bytes()
-    damaged = {"cut": data[:-20], "empty": b"", "garbage": b"garbage\n", "list": b"[1, 2]\n" + data}[damage]
+    damaged = {
+        "cut": data[:-20], "empty": b"", "garbage": b"garbage\n", "list": b"[1, 2]\n" + data,
+        "empty record": data + b"{}\n", "unknown op": data + b'{"op_code": 99, "worker_id": "x"}\n',
+    }[damage]  # fmt: skip
     path.write_bytes(damaged)
     code, out, err = cli(
         "tune", "--data", price_file, "--model", "gru", "--out", tmp_path / "study", "--trials", "2", "--resume",
@@ -521,3 +524,15 @@ def test_a_damaged_study_file_is_one_line_exit_2_and_never_written(price_file, t
     assert code == 2 and err.count("\n") == 1, err
     assert "study.log: the study file " in err and "start a new study with another --out" in err
     assert path.read_bytes() == damaged
+
+
+def test_a_study_an_earlier_stockrnn_made_is_refused_for_what_it_lacks(price_file, tmp_path):
+    """It kept no fingerprint of its data, and the refusal blamed the data ("another version")."""
+    from stockrnn.tune_study import open_study
+
+    spec = trial_spec(str(price_file), "gru", "high", first_test_day(price_file), 60, 2, 0, "cpu", False, SPACE)
+    open_study(tmp_path / "study", False, {k: v for k, v in spec.items() if k != "fingerprint"}, 0)
+    with pytest.raises(
+        ConfigError, match=r"keeps no fingerprint \(an earlier stockrnn made it\); it cannot be resumed"
+    ):
+        search(price_file, tmp_path / "study", 1, resume=True)

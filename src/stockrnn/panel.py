@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import reduce
 from pathlib import Path
 
 import pandas as pd
@@ -59,6 +60,15 @@ class Panel(Mapping[str, Prices]):
         """Every ticker that read, kept or held, in load order (a backtest's folds judge each again)."""
         order = [*self.strict, *(t for t in self.prices if t not in self.strict)]
         return {t: self.prices.get(t, self.held.get(t)) for t in order if t in self.prices or t in self.held}
+
+    @property
+    def dates(self) -> pd.DatetimeIndex:
+        """The union of the dates of every ticker that read (kept or held), with each bad row's day:
+        a panel's spans and fold dates, which then hang on no verdict that later rows may change, and
+        reach a bad row (a fold holding it lists the ticker)."""
+        indexes = [p.index for p in self.loaded.values()]
+        indexes += [pd.DatetimeIndex([day], name="date") for day, _ in self.broken.values()]
+        return reduce(pd.Index.union, indexes) if indexes else pd.DatetimeIndex([], name="date")
 
     def _derived(self, prices: Mapping[str, Prices], skipped: Sequence[dict]) -> Panel:
         return Panel(prices, skipped, self.source, self.held, self.strict, self.broken)

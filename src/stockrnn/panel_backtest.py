@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from functools import reduce
 
 import pandas as pd
 
@@ -64,7 +63,7 @@ def backtest_panel(
     stop = token(stop)
     names = panel_models(models)
     configs = {n: (configs or {}).get(n) or _config(n, preset, overrides) for n in names}
-    dates = reduce(pd.Index.union, (p.index for p in panel.values()))
+    dates = panel.dates  # of every ticker that read: held ones too
     start = _day(test_start, "test start") if test_start is not None else default_test_start(panel)
     first = int(dates.searchsorted(start))
     last = len(dates) - 1 if test_end is None else int(dates.searchsorted(_day(test_end, "test end"), "right")) - 1

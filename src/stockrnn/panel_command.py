@@ -183,9 +183,11 @@ def fit_panel(source, target, model_name, train_start, train_end, save_dir, allo
     )
     for entry in [*panel.skipped, *f["skipped"]]:
         console.print(f"  skipped {entry['ticker']}: {entry['reason']}")
+    for entry in (s for s in loaded.skipped if s["ticker"] in panel):  # its training rows pass, its file fails
+        console.print(f"  trained on, not forecast {entry['ticker']}: {entry['reason']}")
     # a ticker delisted before the training end trains the model but has no next day to forecast
-    current = [t for t in panel if t in model.series_ and panel[t].index[-1] >= model.train_end_]
-    tables = [model.predict(panel[t], 1).assign(ticker=t) for t in current[:SHOWN]]
+    current = [t for t in loaded if t in model.series_ and loaded[t].index[-1] >= model.train_end_]
+    tables = [model.predict(loaded[t], 1).assign(ticker=t) for t in current[:SHOWN]]
     if tables:
         print_panel_forecast(console, forecast_table(tables), f"global {model_name} next-day forecast of {target}")
     more = f" (forecasts of the first {SHOWN} shown)" if len(current) > SHOWN else ""

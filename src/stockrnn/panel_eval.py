@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import reduce
 
 import pandas as pd
 
@@ -109,7 +108,7 @@ def panel_models(models: str | Sequence[str] | None) -> list[str]:
 
 def default_test_start(panel: Panel) -> pd.Timestamp:
     """The date 252 trading days before the panel's last date (over the union of its dates)."""
-    dates = reduce(pd.Index.union, (p.index for p in panel.values()))
+    dates = panel.dates  # of every ticker that read: held ones too
     if len(dates) <= DEFAULT_TEST_ROWS:
         raise ConfigError(f"{panel.source}: {len(dates)} dates; give a test start (default: the last 252)")
     return dates[-DEFAULT_TEST_ROWS]

@@ -94,18 +94,26 @@ def open_study(out: Path, resume: bool, spec: dict, seed: int) -> optuna.Study:
         out.mkdir(parents=True, exist_ok=True)
         if not resume and not (out / OUTPUT_MARK).exists():  # a stockrnn folder: a later run may replace it
             (out / OUTPUT_MARK).write_text(MARK_TEXT)
-        storage = journal(path)
+        if not resume:
+            storage = journal(path)
     except OSError as exc:
         raise ConfigError(f"{out}: cannot write the study here ({exc.strerror or exc})") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = optuna.pruners.MedianPruner(**PRUNER)
     if resume:  # loading writes nothing: a refused resume leaves the journal as it was
-        try:
+        try:  # the journal is replayed as the storage is made
+            storage = journal(path)
             study = optuna.load_study(study_name=STUDY_NAME, storage=storage, pruner=pruner)
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:  # records that are no study of ours
-            raise ConfigError(f"{path}: the study file is damaged ({exc!s}); {NEW_STUDY}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the study ({exc.strerror or exc})") from None
+        except (KeyError, ValueError, TypeError, AttributeError, AssertionError) as exc:  # no records of a study
+            raise ConfigError(
+                f"{path}: the study file is damaged ({type(exc).__name__}: {exc!s}); {NEW_STUDY}"
+            ) from None
         stored = study.user_attrs.get("spec", {})
         for key, option in SHARED_KEYS.items():
+            if key not in stored:
+                raise ConfigError(f"{path}: the study keeps no {key} (an earlier stockrnn made it); {NEW_STUDY}")
             if stored.get(key) != spec[key]:
                 raise ConfigError(
                     f"{path}: the study was made with another {option} ({key} {stored.get(key)!r}, not "
