@@ -80,7 +80,7 @@ $(KERAS_VENV)/.installed:
 bench-setup: $(VENV)/.installed $(KERAS_VENV)/.installed
 
 speed: bench-setup
-	$(BIN)/python bench/speed.py --vs keras
+	$(BIN)/python bench/speed.py --vs keras --rounds 5
 
 clean:
 	rm -rf $(VENV) $(KERAS_VENV) runs build src/*.egg-info

@@ -5,7 +5,7 @@ Writes bench/results/accuracy.md (per-ticker RMSE, skill, DM p-value, medians, w
 accuracy.json.
 
     .venv/bin/python bench/accuracy.py                       # all 24 tickers, both targets
-    .venv/bin/python bench/accuracy.py --tickers IBM,KO      # a quick look
+    .venv/bin/python bench/accuracy.py --tickers IBM,KO      # a quick look (accuracy-partial.md)
     .venv/bin/python bench/accuracy.py --train-end 2015-12-31 --test-start 2016-01-01 \\
         --test-end 2016-12-31 --set window=10              # a validation run (see tune.py)
 
@@ -262,10 +262,17 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a default")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--name", default="accuracy", help="results file name (without extension)")
+    parser.add_argument(
+        "--name",
+        help="results file name without extension (default: accuracy; accuracy-partial "
+        "for a run off the defaults, so that a quick look never replaces the published file)",
+    )
     parser.add_argument("--render", action="store_true", help="only rewrite the .md from the saved .json")
     args = parser.parse_args()
     out = ROOT / "bench" / "results"
+    asked = {k: v for k, v in vars(args).items() if k not in ("name", "render", "jobs")}
+    full = all(v == parser.get_default(k) for k, v in asked.items())
+    args.name = args.name or ("accuracy" if full or args.render else "accuracy-partial")
     if args.render:
         results = json.loads((out / f"{args.name}.json").read_text())
         (out / f"{args.name}.md").write_text(render(results))

@@ -2,7 +2,7 @@
 embedded local Ray with 2 jobs, the same units in one run (issue 12, part 5).
 
     .venv/bin/python bench/engines.py                              # all 250 tickers, ridge + GRU
-    .venv/bin/python bench/engines.py --tickers 20 --quick-units   # a smoke run: 20 tickers, ridge only
+    .venv/bin/python bench/engines.py --tickers 20 --quick-units   # a smoke run (engines-partial.md)
 
 The job: ../shared/data/sp500 (tickers without enough history before 2019 are skipped, as a panel
 run skips them), one unit per ticker that fits fresh local models (ridge, and the GRU of the `quick`
@@ -115,8 +115,15 @@ def main() -> int:
     parser.add_argument("--quick-units", action="store_true", help="Ridge only (a smoke run), no GRU.")
     parser.add_argument("--rounds", type=int, default=1, help="Repeat; each round turns the engines' order.")
     parser.add_argument("--engines", default=",".join(ENGINES), help="Comma-separated subset of the engines.")
-    parser.add_argument("--out", type=Path, default=RESULTS / "engines", help="Results files, without suffix.")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="Results files, without suffix (default: results/engines; "
+        "engines-partial for a subset, so that a smoke run never replaces the published file).",
+    )
     args = parser.parse_args()
+    full = args.tickers is None and not args.quick_units and args.engines == parser.get_default("engines")
+    args.out = args.out or RESULTS / ("engines" if full else "engines-partial")
     if not args.data.is_dir():
         print(f"engines.py: {args.data} not found (the shared S&P 500 data)", file=sys.stderr)
         return 2

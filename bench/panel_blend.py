@@ -22,6 +22,7 @@ renders. Writes bench/results/panel_blend.md and .json.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -46,10 +47,18 @@ GLOBAL = ("lstm", "gru", "ridge")
 WEIGHTS = np.round(np.arange(0, 1.0001, 0.05), 2)
 
 
+def cache_file(cache: Path, data: Path, name: str) -> Path:
+    """A cached run's file, named after the data folder (its path, its files and their sizes) too, so
+    that a run over other data never reads it."""
+    files = sorted((p.name, p.stat().st_size) for p in Path(data).iterdir() if p.is_file())
+    key = hashlib.sha256(f"{Path(data).resolve()}|{files}".encode()).hexdigest()[:10]
+    return cache / f"{key}-{name}.csv"
+
+
 def forecasts(data: Path, year: int, cache: Path) -> pd.DataFrame:
     """Step-1 forecasts of one default panel run scoring `year` (train through year - 1): columns
-    ticker, date, actual and one per model; from the cache when it holds them."""
-    path = cache / f"{year}.csv"
+    ticker, date, actual and one per model; from the cache when it holds them (same data)."""
+    path = cache_file(cache, data, str(year))
     if path.exists():
         return pd.read_csv(path, parse_dates=["date"])
     start = time.perf_counter()

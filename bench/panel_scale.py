@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from panel_blend import forecasts, heading, parse_years, pct, publish, summary, year_parser  # noqa: E402
+from panel_blend import cache_file, forecasts, heading, parse_years, pct, publish, summary, year_parser  # noqa: E402
 from stockrnn.global_models import make_global  # noqa: E402
 from stockrnn.panel import Panel  # noqa: E402
 from stockrnn.panel_eval import evaluate_panel  # noqa: E402
@@ -89,7 +89,7 @@ def year_runs(data: Path, year: int, blend_cache: Path, cache: Path) -> dict[str
     sets = subsets(list(whole["ticker"].unique()))
     runs = {"all": whole}
     for name, unseen in (("quarter", []), ("half", sets["other"])):
-        runs[name] = subset_run(data, year, sets[name], unseen, cache / f"{year}-{name}.csv")
+        runs[name] = subset_run(data, year, sets[name], unseen, cache_file(cache, data, f"{year}-{name}"))
     return runs
 
 

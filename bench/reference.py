@@ -33,7 +33,14 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--datasets", default="ibm,tata")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument(
+        "--name",
+        help="results file name without extension (default: reference; reference-partial "
+        "for fewer seeds or datasets, so that a quick check never replaces the published file)",
+    )
     args = parser.parse_args()
+    full = (args.seeds, args.datasets) == (parser.get_default("seeds"), parser.get_default("datasets"))
+    name = args.name or ("reference" if full else "reference-partial")
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict = {"machine": describe(), "seeds": seeds, "datasets": {}}
     started = time.perf_counter()
@@ -62,8 +69,8 @@ def main() -> int:
     results["seconds"] = round(time.perf_counter() - started)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "reference.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "reference.md").write_text(render(results))
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{name}.md").write_text(render(results))
     print(render(results))
     return 0
 
