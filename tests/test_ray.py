@@ -13,6 +13,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +175,43 @@ def test_a_bad_or_dead_address_is_one_clear_error_before_any_file(cli, tmp_path)
         assert code == 2 and len(err.strip().splitlines()) == 1 and f"--address {address}" in err.replace("'", ""), err
         assert not out.exists()
     assert "no Ray head answers there" in err
+
+
+def test_an_address_where_no_ray_head_listens_is_refused_before_ray_hangs_on_it(monkeypatch):
+    """Something listening that is no Ray head (the dashboard's port, a web server, a silent
+    socket) passed the TCP check, and ray.init then retried it for ever, deaf to Ctrl-C and SIGTERM.
+    A head on loopback was dialled at the machine's network address. Only loopback is contacted."""
+    import socket
+    import threading
+
+    from stockrnn.runners import make_runner
+    from stockrnn.runners_ray import import_ray, reachable
+
+    def serve(reply: bytes | None):
+        server = socket.create_server(("127.0.0.1", 0))
+
+        def answer():
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(64)
+                if reply is not None:
+                    connection.sendall(reply)
+                    connection.shutdown(socket.SHUT_WR)
+                else:
+                    time.sleep(2)  # silent until the client gives up
+
+        threading.Thread(target=answer, daemon=True).start()
+        return server, f"127.0.0.1:{server.getsockname()[1]}"
+
+    server, address = serve(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    with server, pytest.raises(ConfigError, match="something listens there, but no Ray head"):
+        make_runner("ray", address=address)
+    server, address = serve(None)
+    with server, pytest.raises(ConfigError, match=r"no Ray head answers there \(timed out"):
+        reachable(address, timeout=0.5)
+    monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", raising=False)
+    import_ray("127.0.0.1:6380")
+    assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"
 
 
 def two_nodes(prefix: list[str], ips: tuple[str, ...] = ()) -> dict:

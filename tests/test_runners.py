@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
 import re
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,3 +207,45 @@ def test_a_unit_computes_on_the_runners_threads_for_torch_and_the_blas():
         outcomes = SequentialRunner(threads=1).run([Unit("u", threads_inside)])
         assert outcomes["u"].value == (1, [1])
         assert torch.get_num_threads() == 2 and {i["num_threads"] for i in threadpool_info()} == {2}  # restored
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the fork server")
+def test_a_ctrl_c_while_the_fork_server_imports_is_a_first_ctrl_c_not_a_crash(folder, tmp_path):
+    """The fork server is in the terminal's process group: a Ctrl-C while it imported torch killed it
+    with a traceback, and the driver's next write to it ended the run with exit 1 and no message."""
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "stockrnn", "evaluate", "--data", str(folder), "--test-start", "2020-10-01",
+        "--models", "ridge_local,persistence", "--engine", "local", "--jobs", "2", "--out", str(out), "--quiet",
+        "--no-report",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    server, deadline = None, time.monotonic() + 120
+    while server is None and process.poll() is None and time.monotonic() < deadline:
+        for pid in children(process.pid):
+            try:
+                if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    server = pid
+            except OSError:
+                continue
+        time.sleep(0.005)
+    assert server is not None, "the fork server never started"
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it: to the whole process group
+    _, err = process.communicate(timeout=300)
+    assert process.returncode in (0, 130), err  # a first Ctrl-C: kept what finished, or nothing to keep
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err

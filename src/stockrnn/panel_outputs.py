@@ -15,7 +15,8 @@ from .panel import ticker_folder
 from .panel_eval import PanelEvaluation
 from .panel_plots import rmse_figure, skill_figure
 from .report import ticker_href, write_report
-from .runners import LocalRunner, Unit, failures
+from .runners import Unit, failures
+from .runners_local import LocalRunner
 
 
 def write_ticker(evaluation, folder: Path, report: bool, command: str | None) -> str:

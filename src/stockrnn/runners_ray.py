@@ -4,12 +4,14 @@ Needs the `ray` extra (`pip install 'stockrnn[ray]'`). Two traps measured on Lin
 - Ray keeps its servers on loopback only when the node's address is exactly 127.0.0.1, and it
   rewrites 127.0.0.1 to the machine's network address unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0.
   The embedded Ray therefore sets that variable and 127.0.0.1: nothing listens beyond loopback.
+  Joining a head on a loopback address sets the variable too, or Ray dials the network address.
 - A plain `ray.init()` with RAY_AUTH_MODE unset writes a token to ~/.ray/auth_token, after which
   `ray start` demands it. Every process here sets RAY_AUTH_MODE explicitly.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections.abc import Iterator
@@ -22,34 +24,48 @@ from .runners import POLL_SECONDS, Ledger, Result, RunInterrupted, Runner, run_u
 
 LOOPBACK = "127.0.0.1"
 CONNECT_SECONDS = 10.0  # for the reachability check of --address
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _REMOTE: dict[str, Any] = {}
 
 
-def ray_environment(embedded: bool) -> None:
+def ray_environment(embedded: bool, loopback: bool) -> None:
     """Set Ray's environment in this process (children inherit it): no usage statistics, an explicit
-    auth mode, and for the embedded Ray loopback only. Call before Ray starts or connects."""
+    auth mode, and for the embedded Ray or a head on loopback, loopback only (else Ray dials the
+    machine's network address for 127.0.0.1). Call before Ray starts or connects."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    if embedded:
+    if loopback:
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if embedded:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     else:
         has_token = "RAY_AUTH_TOKEN" in os.environ or "RAY_AUTH_TOKEN_PATH" in os.environ
         os.environ.setdefault("RAY_AUTH_MODE", "token" if has_token else "disabled")
 
 
-def import_ray(embedded: bool):
-    """Ray, with `ray_environment` applied, or a ConfigError saying how to install it."""
-    ray_environment(embedded)
+def import_ray(address: str | None):
+    """Ray, with `ray_environment` applied for `address` (None: the embedded Ray), or a ConfigError
+    saying how to install it."""
+    loopback = address is None or is_loopback(host_port(address)[0])
+    ray_environment(address is None, loopback)
     try:
         import ray
         from ray._private import ray_constants
     except ImportError:
         raise ConfigError("--engine ray needs Ray: pip install 'stockrnn[ray]'") from None
-    if embedded:
+    if loopback:
         # Read once when Ray is imported; if something imported Ray before the variable was set,
-        # the embedded Ray would still advertise (and bind) the machine's address.
+        # Ray would still advertise (and dial, and for the embedded one bind) the machine's address.
         ray_constants.ENABLE_RAY_CLUSTER = False
     return ray
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def host_port(address: str) -> tuple[str, int]:
@@ -61,15 +77,37 @@ def host_port(address: str) -> tuple[str, int]:
 
 
 def reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
-    """Refuse an address where nothing answers: Ray itself retries such a one for ever, deaf to
-    Ctrl-C. One TCP connection to the address the user gave, nothing else."""
+    """Refuse an address where no Ray head answers: Ray itself retries such a one for ever, deaf to
+    Ctrl-C, and so it does where something else listens (the dashboard's port, say). One TCP
+    connection to the address the user gave, and the opening of an HTTP/2 (gRPC) session on it."""
     try:
-        socket.create_connection(host_port(address), timeout=timeout).close()
+        with socket.create_connection(host_port(address), timeout=timeout) as connection:
+            grpc = speaks_grpc(connection)
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        reason = exc.strerror or ("timed out" if isinstance(exc, TimeoutError) else type(exc).__name__)
         raise ConfigError(
             f"--address {address}: no Ray head answers there ({reason}); start one with ray start --head"
         ) from None
+    if not grpc:
+        raise ConfigError(
+            f"--address {address}: something listens there, but no Ray head (it speaks no gRPC; a dashboard "
+            "port? give the head's --port, 6379 by default)"
+        )
+
+
+def speaks_grpc(connection: socket.socket) -> bool:
+    """Whether the server answers a client's HTTP/2 preface with a SETTINGS frame, as every gRPC
+    server does (Ray's GCS and its Ray Client server). A TLS cluster (RAY_USE_TLS) is not probed."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return True
+    connection.sendall(HTTP2_PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # and an empty SETTINGS
+    head = b""
+    while len(head) < 9:  # a frame header: length (3 bytes), type, flags, stream (4)
+        chunk = connection.recv(9 - len(head))
+        if not chunk:
+            return False
+        head += chunk
+    return head[3] == 0x04
 
 
 def CRASHES(ray) -> tuple:  # noqa: N802 - reads as the tuple it returns
@@ -102,7 +140,7 @@ class RayRunner(Runner):
         self._session = None
         if address is not None:
             reachable(address)  # a malformed or dead address fails before any work, as a missing Ray does
-        import_ray(embedded=address is None)  # fail fast, before any work, when Ray is missing
+        import_ray(address)  # fail fast, before any work, when Ray is missing
 
     def __enter__(self) -> RayRunner:
         self._session = self._connect()
@@ -115,7 +153,7 @@ class RayRunner(Runner):
 
     @contextmanager
     def _connect(self) -> Iterator[Any]:
-        ray = import_ray(embedded=self.address is None)
+        ray = import_ray(self.address)
         if ray.is_initialized():  # the caller's Ray: use it, leave it running
             yield ray
             return
