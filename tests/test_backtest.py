@@ -145,6 +145,8 @@ def test_multi_step_backtest_keeps_each_forecast_with_the_fold_that_made_it(pric
         (dict(window_mode="sideways"), "--window-mode must be"),
         (dict(window_mode="rolling", train_days=3), "too few training rows"),
         (dict(train_days=60), "--train-days N needs --window-mode rolling"),  # it was ignored, yet recorded
+        # more rows than the history holds gave an expanding run recorded as rolling, with no word
+        (dict(window_mode="rolling", train_days=5000), "--train-days 5000 is more than the .* training rows"),
         (dict(train_start="after"), "the train start .* is not before the test start"),
     ],
 )

@@ -188,6 +188,19 @@ def test_slash_dates_with_no_part_above_12_are_an_error(tmp_path):
         load_prices(path)
 
 
+@pytest.mark.parametrize("odd", ["16/06/2020", "2020-06-16"])
+def test_year_first_and_day_first_dates_in_one_column_are_an_error(tmp_path, odd):
+    # One '16/06/2020' among ISO dates made pandas read 2020-01-02 as 1 February, silently (exit 0).
+    rows = [f"2020-01-{d:02d},{10 + d}" for d in (2, 3, 6, 7, 8, 9, 10)]
+    rows[4] = f"{odd},15"
+    if odd.startswith("2020"):  # the other way round: day-first file, one ISO row
+        rows = [f"{d:02d}/01/2020,{10 + d}" for d in (2, 3, 6, 7, 8, 9, 13)]
+        rows[4] = f"{odd},15"
+    path = write(tmp_path, "Date,Close\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=rf"line 6: date '{odd}' is written another way than the first row's"):
+        load_prices(path)
+
+
 def test_date_and_close_only(tmp_path):
     frame = make_prices(60)
     prices = load_prices(write(tmp_path, frame[["Close"]].round(4).to_csv()))

@@ -232,3 +232,22 @@ def test_data_lacking_an_input_column_is_named_with_its_file(cli, saved, tmp_pat
     assert code == 2 and stderr.count("\n") == 1
     assert f"{data}: the lstm model was trained on inputs the data cannot give: volume" in stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_another_tickers_file_is_explained_with_a_warning(cli, tmp_path: Path) -> None:
+    # predict warned on another ticker's data; explain read it with no word.
+    from stockrnn import load_prices
+
+    own, other = tmp_path / "AAA.csv", tmp_path / "BBB.csv"
+    PRICES.round(4).to_csv(own)
+    make_prices(120, seed=8).round(4).to_csv(other)
+    model_dir = make_forecaster("gru", model_config("gru", **TINY)).fit(load_prices(own)).save(tmp_path / "gru")
+    code, _, stderr = cli("explain", model_dir, "--data", own, "--out", tmp_path / "a")
+    assert code == 0 and "warning" not in stderr
+    code, _, stderr = cli("explain", model_dir, "--data", other, "--out", tmp_path / "b")
+    assert code == 0 and (tmp_path / "b" / "report.html").exists()
+    assert "stockrnn: warning: the gru model was trained on AAA" in stderr and "the data is BBB" in stderr
+    # data ending before the training end is a past window: explained, not refused
+    short = tmp_path / "AAA-short.csv"
+    PRICES.iloc[:90].round(4).to_csv(short)
+    assert cli("explain", model_dir, "--data", short, "--out", tmp_path / "c")[0] == 0

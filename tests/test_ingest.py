@@ -28,6 +28,26 @@ def test_parquet_file_matches_csv(tmp_path):
     pd.testing.assert_frame_equal(from_parquet.frame, from_csv.frame, check_exact=False, rtol=1e-12)
 
 
+def test_parquet_with_a_date_index_that_is_also_a_column(tmp_path):
+    # set_index("Date", drop=False) keeps both: that was "internal error: cannot insert Date" (exit 1).
+    frame = make_prices(60)
+    frame.reset_index().set_index("Date", drop=False).to_parquet(tmp_path / "AAA.parquet")
+    prices = load_prices(tmp_path / "AAA.parquet")
+    assert list(prices.index) == list(frame.index) and prices.repairs.summary() == "no repairs"
+    assert load_prices(frame.reset_index().set_index("Date", drop=False)).index.equals(prices.index)
+
+
+def test_a_null_in_a_parquet_string_column_is_a_missing_value(tmp_path):
+    # A real null was read as the text 'nan' and refused: "'nan' is not a number".
+    frame = make_prices(60)
+    frame["Close"] = frame["Close"].round(4).astype(str).astype(object)
+    frame.iloc[6, frame.columns.get_loc("Close")] = None
+    frame.to_parquet(tmp_path / "AAA.parquet")
+    prices = load_prices(tmp_path / "AAA.parquet")
+    assert "missing values filled forward (close 1)" in prices.repairs.summary()
+    assert prices.frame["close"].iloc[6] == prices.frame["close"].iloc[5]
+
+
 def test_parquet_with_tz_aware_date_column_and_ticker(tmp_path):
     frame = make_prices(30).reset_index()
     frame["Date"] = frame["Date"].dt.tz_localize("Asia/Kolkata")  # midnight in Mumbai is 18:30 UTC the day before

@@ -315,3 +315,11 @@ def test_stockrnn_load_reads_a_global_model(tmp_path):
 def test_a_model_name_outside_the_registry_is_a_config_error():
     with pytest.raises(stockrnn.ConfigError, match="unknown model 'arima' \\(choose from lstm, gru, persistence"):
         make_forecaster("arima")
+
+
+def test_the_weights_are_as_readable_as_model_json(saved):
+    # safetensors wrote its file 0600 beside a 0644 model.json: others sharing the folder could not predict.
+    for _, directory in saved.values():
+        weights = directory / "weights.safetensors"
+        if weights.exists():
+            assert weights.stat().st_mode & 0o777 == (directory / "model.json").stat().st_mode & 0o777

@@ -91,6 +91,11 @@ def backtest(
             f"{prices.source}: too few training rows before the test start: {min(rows, first - lower)}, "
             f"the models need at least {need}"
         )
+    if window_mode == "rolling" and train_days > first - lower:  # every fold would train on fewer rows
+        raise ConfigError(
+            f"{prices.source}: --train-days {train_days} is more than the {first - lower} training rows before "
+            "the test start (the first fold could not train on that many); give fewer, or --window-mode expanding"
+        )
     starts = refit_positions(first, last, refit_every)
     if on_fold is not None:
         on_fold(0, len(starts), None)  # the settings are valid: work starts

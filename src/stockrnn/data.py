@@ -215,6 +215,7 @@ def _parse_dates(column: pd.Series, raw: RawTable) -> pd.DatetimeIndex:
         if empty.any():
             raise DataError(f"{raw.label}: {raw.where(int(np.argmax(empty)))}: empty date")
         local = text.str.replace(TZ_SUFFIX, r"\1", regex=True)  # keep the local wall time, drop its offset
+        _check_one_date_style(local, raw)
         _check_day_month_order(local, raw)
         parsed = _to_datetime(local)
         bad = parsed.isna().to_numpy()
@@ -230,6 +231,21 @@ def _parse_dates(column: pd.Series, raw: RawTable) -> pd.DatetimeIndex:
             pos = int(np.argmax(wrong))
             raise DataError(f"{raw.label}: {raw.where(pos)}: date {show(str(column.iloc[pos]).strip())} {what}")
     return dates.as_unit("ns")
+
+
+def _check_one_date_style(text: pd.Series, raw: RawTable) -> None:
+    """A column mixing year-first dates with day/month-first ones is refused: one '16/06/2020' would
+    make pandas read every '2020-01-02' of the column as the 1st of February, silently."""
+    year_first = text.str.match(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?!\d)").to_numpy()
+    if year_first.all() or not year_first.any():
+        return
+    other = ~year_first if year_first[0] else year_first
+    pos = int(np.argmax(other))
+    style = "YYYY-MM-DD" if year_first[0] else "day/month first"
+    raise DataError(
+        f"{raw.label}: {raw.where(pos)}: date {show(text.iloc[pos])} is written another way than the first "
+        f"row's {show(text.iloc[0])} ({style}); write every date as YYYY-MM-DD"
+    )
 
 
 def _check_day_month_order(text: pd.Series, raw: RawTable) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .cli_common import default_out, is_folder, out_folder, output_folder
@@ -45,6 +47,13 @@ def explain_command(model_dir, source, day, member, out, allow_gaps) -> None:
         raise ConfigError(f"{source}: is a folder; explain takes one price file")
     prices = load_prices(source, allow_gaps=allow_gaps)
     out = out_folder(out, default_out("explain", f"{prices.name}-{model.name}"), source, model_dir)
+    # Another ticker's file (or another span) is explained as asked, but said so, as `predict` does.
+    warning = None
+    if hasattr(model, "check_data"):
+        try:
+            warning = model.check_data(prices)
+        except ConfigError:  # data ending before the training end: a past window, fine to explain
+            warning = None
     explanation = explain(model, prices, day, member=member)
     png = png_bytes(explain_figure(explanation, f"{literal(prices.name)}: " + _title(explanation)))
     section = explain_section(explanation, png)
@@ -63,6 +72,8 @@ def explain_command(model_dir, source, day, member, out, allow_gaps) -> None:
             tmp / "report.html", explain_html=section,
             metadata={"data": data, "settings": settings, "versions": versions()}, command=command_line(),
         )  # fmt: skip
+    if warning:  # after every check, so that a failing run prints its error line alone
+        print(f"stockrnn: warning: {warning}", file=sys.stderr)
     console = output_console()
     for line in explanation.reading:
         console.print(line, highlight=False, soft_wrap=True)

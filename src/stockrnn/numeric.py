@@ -32,7 +32,8 @@ def parse_numbers(column: pd.Series, raw: RawTable, name: str, european: bool) -
         text = column.astype(str)
     else:
         text = column.astype(str).str.strip()
-        is_missing = text.str.lower().isin(MISSING_TOKENS)
+        # A real null in a string column (pandas' str dtype keeps it through astype) is missing too.
+        is_missing = text.str.lower().isin(MISSING_TOKENS) | column.isna()
         # Plain numbers ('43.83') parse as they are; only the rest go through the cleaning below
         # (most files hold no '$' or thousands separators, and the regular expressions cost
         # 0.3 s a file). A ';' file with decimal commas reads '1.234' as 1234: all of it is cleaned.

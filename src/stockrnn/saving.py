@@ -60,10 +60,12 @@ def read_model_json(directory: str | Path) -> tuple[Path, dict]:
 
 def write_weights(network: torch.nn.Module, directory: Path) -> None:
     """A network's tensors as `weights.safetensors` (no pickle)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     weights = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
-    save_file(weights, str(directory / "weights.safetensors"))
+    # Written by us, not by safetensors' save_file, which makes its file 0600: the weights then follow the
+    # umask as model.json beside them does, and a folder shared with others can be read as a whole.
+    (directory / "weights.safetensors").write_bytes(save(weights))
 
 
 def load_weights(network: torch.nn.Module, directory: Path) -> None:

@@ -76,8 +76,7 @@ def is_folder(source: object) -> bool:
 def read_source(source: str | Path | pd.DataFrame) -> RawTable:
     """Dispatch on the kind of source; a folder is an error here (see `list_folder`)."""
     if isinstance(source, pd.DataFrame):
-        frame = source.reset_index() if _has_date_index(source) else source
-        return RawTable(_flatten_columns(frame), "<DataFrame>", "data")
+        return RawTable(_flatten_columns(_dates_as_column(source)), "<DataFrame>", "data")
     text = str(source)
     if text.lower() in BUILTINS:
         return read_builtin(text.lower())
@@ -122,6 +121,14 @@ def ticker_from_filename(path: Path) -> str:
 def _has_date_index(frame: pd.DataFrame) -> bool:
     name = str(frame.index.name or "").strip().lower()
     return isinstance(frame.index, pd.DatetimeIndex) or name in ("date", "datetime", "timestamp", "time")
+
+
+def _dates_as_column(frame: pd.DataFrame) -> pd.DataFrame:
+    """A date index becomes a column; `set_index('Date', drop=False)` keeps one already, so that
+    index is dropped (inserting it again was 'cannot insert Date, already exists', exit 1)."""
+    if not _has_date_index(frame):
+        return frame
+    return frame.reset_index(drop=frame.index.name in frame.columns)
 
 
 def _flatten_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -185,9 +192,7 @@ def read_parquet(path: Path) -> RawTable:
         raise DataError(f"{path}: not a readable Parquet file ({reason})") from None
     if len(frame) == 0:
         raise DataError(f"{path}: has no data rows")
-    if _has_date_index(frame):
-        frame = frame.reset_index()
-    return RawTable(_flatten_columns(frame), str(path), ticker_from_filename(path))
+    return RawTable(_flatten_columns(_dates_as_column(frame)), str(path), ticker_from_filename(path))
 
 
 def read_csv(path: Path) -> RawTable:
